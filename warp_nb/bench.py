@@ -21,11 +21,11 @@ from .reinforce import Reinforce
 # %% auto #0
 __all__ = ['MB', 'BENCH_SIZES', 'PHASES', 'RL_FORMATS', 'PHASE_NAMES', 'MEM_FORMATS', 'SLERP_FORMATS', 'WARP_SHAPES',
            'WARP_MEM_FORMATS', 'TINY_STEP_FACTOR', 'package_version', 'has_trl', 'cpu_model', 'machine_info',
-           'machine_line', 'torch_threads', 'rss_mb', 'max_rss_mb', 'PeakRSS', 'bench_config', 'bench_tokenizer',
-           'bench_policy', 'bench_prompts', 'BenchReward', 'n_params', 'text_joiner', 'trl_reward_fn', 'trl_trainer',
-           'quiet_transformers', 'compare_rl_step', 'rl_table', 'markdown_table', 'phase_table', 'must_hold_mb',
-           'run_in_subprocess', 'rl_step_memory', 'gpt2_small_states', 'bench_slerp', 'save_warp_inputs', 'warp_memory',
-           'run_bench', 'warp_bench']
+           'machine_line', 'torch_threads', 'rss_mb', 'max_rss_mb', 'kernel_peak_mb', 'reset_kernel_peak', 'PeakRSS',
+           'bench_config', 'bench_tokenizer', 'bench_policy', 'bench_prompts', 'BenchReward', 'n_params', 'text_joiner',
+           'trl_reward_fn', 'trl_trainer', 'quiet_transformers', 'compare_rl_step', 'rl_table', 'markdown_table',
+           'phase_table', 'must_hold_mb', 'run_in_subprocess', 'rl_step_memory', 'gpt2_small_states', 'bench_slerp',
+           'save_warp_inputs', 'warp_memory', 'run_bench', 'warp_bench']
 
 # %% ../nbs/10_bench.ipynb #a5ff23d6
 def package_version(name:str) -> Optional[str]:
@@ -80,20 +80,38 @@ def max_rss_mb() -> float:
     r = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return r / MB if sys.platform == 'darwin' else r / 1024
 
+def kernel_peak_mb() -> Optional[float]:
+    "Peak resident memory since the last `reset_kernel_peak` (Linux `VmHWM`), in MiB; None where the kernel does not say."
+    try:
+        for line in Path('/proc/self/status').read_text().splitlines():
+            if line.startswith('VmHWM:'): return int(line.split()[1]) / 1024
+    except OSError: pass
+    return None
+
+def reset_kernel_peak() -> bool:
+    "Reset the kernel's peak-RSS counter of this process to the current RSS (Linux: '5' into /proc/self/clear_refs); False where impossible."
+    try: Path('/proc/self/clear_refs').write_text('5')
+    except OSError: return False
+    return kernel_peak_mb() is not None
+
 class PeakRSS:
-    "Context manager: RSS at entry (`start`), its peak inside the block (`peak`), both in MiB, and the block's `seconds`."
-    def __init__(self, interval:float=0.002): self.interval = interval # seconds between samples
+    """Context manager: RSS at entry (`start`), its peak inside the block (`peak`), both in MiB, and the block's `seconds`.
+    Exact on Linux (the kernel's high-water mark, reset at entry); elsewhere a thread samples RSS every `interval` s."""
+    def __init__(self, interval:float=0.002): self.interval = interval # seconds between samples (without the kernel counter)
     def __enter__(self):
         gc.collect()
-        self.start = self.peak = rss_mb(); self._done = threading.Event()
-        self._th = threading.Thread(target=self._watch, daemon=True); self._th.start()
+        self.start = self.peak = rss_mb(); self.exact = reset_kernel_peak(); self._th = None
+        if not self.exact:
+            self._done = threading.Event()
+            self._th = threading.Thread(target=self._watch, daemon=True); self._th.start()
         self._t0 = time.perf_counter()
         return self
     def _watch(self):
         while not self._done.is_set(): self.peak = max(self.peak, rss_mb()); time.sleep(self.interval)
     def __exit__(self, *exc):
         self.seconds = time.perf_counter() - self._t0
-        self._done.set(); self._th.join(); self.peak = max(self.peak, rss_mb())
+        if self._th: self._done.set(); self._th.join()
+        self.peak = max(self.peak, rss_mb(), kernel_peak_mb() if self.exact else 0.0)
     @property
     def extra(self) -> float: return self.peak - self.start # MiB above the RSS at entry
 

@@ -100,8 +100,13 @@ class Procs:
         dev = get_device(device)
         if dev.type == 'cuda' and self.world > 1: dev = torch.device('cuda', local); torch.cuda.set_device(dev)
         self.device = dev
-        if self.world > 1 and not dist.is_initialized():
-            dist.init_process_group('nccl' if dev.type == 'cuda' else 'gloo', timeout=timedelta(minutes=60))
+        self.opened = self.world > 1 and not dist.is_initialized()   # the group is ours to close
+        if self.opened: dist.init_process_group('nccl' if dev.type == 'cuda' else 'gloo', timeout=timedelta(minutes=60))
+
+    def close(self):
+        "Destroy the process group if this object opened it (a group left to the interpreter's exit can abort a process)."
+        if self.opened and dist.is_initialized(): dist.destroy_process_group()
+        self.opened = False
 
     def owns(self, m:int) -> bool: return (m - 1) % self.world == self.rank
     def owner(self, m:int) -> int: return (m - 1) % self.world
@@ -216,6 +221,7 @@ def run_warp(cfg:WARPConfig, # every setting; `cfg.out_dir` is the run directory
     if procs.main and not (out/'final'/'config.json').exists():
         save_policy(policy, tok, {n: t.to(procs.device) for n, t in load_file(str(iter_dir(out, cfg.I)/'slerp.safetensors')).items()}, out/'final')
     procs.barrier()
+    procs.close()
     return out
 
 def load_warp_policy(out, which:str='final', device:str='auto'):
