@@ -161,7 +161,7 @@ def validate_config(c:WARPConfig):
 
 # %% ../nbs/00_core.ipynb #8f9e94ca
 PRESETS = {
-    'tiny': dict(world='tiny', data='tiny', I=2, M=2, T=80, batch_size=32, mu=0.05, beta=0.1, eta=0.5, lr=5e-4,
+    'tiny': dict(world='tiny', data='tiny', I=2, M=2, T=80, batch_size=32, mu=0.01, beta=0.1, eta=0.5, lr=5e-4,
                  warmup_steps=5, temperature=0.9, max_new_tokens=24, prompt_min_tokens=1, prompt_max_tokens=3,
                  sft_layers=2, sft_dim=64, sft_heads=4, sft_context=48, sft_examples=4000, sft_epochs=3.0, sft_lr=3e-3,
                  rm_layers=2, rm_dim=64, rm_pairs=20000, rm_max_length=48, rm_epochs=1.0, rm_lr=2e-3,
