@@ -186,6 +186,12 @@ class Reinforce:
         self.opt.load_state_dict(sd['opt']); self.sched.load_state_dict(sd['sched'])
         self.step_idx, self.ma_baseline = sd['step'], sd['ma_baseline']
 
+    def release(self) -> torch.nn.Module:
+        "Free what only training needs (Adam's moments, the gradients, the anchor); return the trained policy. The run cannot step afterwards."
+        self.opt.state.clear(); self.opt = self.sched = self.anchor = None
+        self.policy.zero_grad(set_to_none=True)
+        return self.policy
+
 def reinforce(policy, tok, reward, prompts, cfg:WARPConfig, seed:int, T:Optional[int]=None, gold=None, progress:bool=True):
     "Run `T` (default `cfg.T`) REINFORCE steps from `policy`'s weights; return (final state dict, per-step history)."
     run = Reinforce(policy, tok, reward, prompts, cfg, seed, gold)

@@ -161,8 +161,9 @@ def train_run(policy, tok, reward, prompts, cfg:WARPConfig, i:int, m:int, out:Pa
         lines.append(dict(iteration=i, run=m, **st))
         if run.step_idx % cfg.checkpoint_every == 0 and run.step_idx < cfg.T: checkpoint()
     run.run(cfg.T - run.step_idx, progress, on_step)
-    init = params(policy)
-    tv = {n: (p.detach() - init[n]).cpu() for n, p in run.policy.named_parameters()}
+    trained, init = run.release(), params(policy)                      # Adam's moments, gradients and anchor freed first
+    with torch.no_grad(): tv = {n: p.detach().sub_(init[n]).cpu() for n, p in trained.named_parameters()}   # θ − θ_init, in place
+    del run, trained
     atomic_write_text(met_file, ''.join(json.dumps(l) + '\n' for l in lines))
     save_tensors(tv, tv_file)
     ck_file.unlink(missing_ok=True)
@@ -170,8 +171,8 @@ def train_run(policy, tok, reward, prompts, cfg:WARPConfig, i:int, m:int, out:Pa
 
 # %% ../nbs/06_warp.ipynb #4c65ea7f
 def merge_runs(init:dict, tvs:list, cfg:WARPConfig) -> dict:
-    "θ_slerp (or θ_lerp for the ablation) of the runs' task vectors around `init`."
-    thetas = [{n: init[n] + tv[n].to(init[n].device) for n in init} for tv in tvs]
+    "θ_slerp (or θ_lerp for the ablation) of the runs' task vectors around `init`. The task vectors are consumed: turned into the runs' weights in place."
+    thetas = [{n: tv[n].to(init[n].device).add_(init[n]) for n in init} for tv in tvs]
     return (slerp if cfg.merge == 'slerp' else lerp)(init, thetas, lam=cfg.lam)
 
 def run_warp(cfg:WARPConfig, # every setting; `cfg.out_dir` is the run directory
@@ -203,9 +204,10 @@ def run_warp(cfg:WARPConfig, # every setting; `cfg.out_dir` is the run directory
         procs.barrier()                                                  # task vectors wait on disk, not in memory
         gathered = procs.gather_to_main(lambda m: load_file(str(run_dir(out, i, m)/'task_vector.safetensors')), cfg.M, init)
         if procs.main:
-            theta_slerp = merge_runs({n: t.cpu() for n, t in init.items()}, gathered, cfg)
-            new_init = liti({n: t.cpu() for n, t in init.items()}, theta_slerp, cfg.eta)
+            init_cpu = {n: t.cpu() for n, t in init.items()}
+            theta_slerp = merge_runs(init_cpu, gathered, cfg); gathered = None   # the runs' weights go as soon as they are merged
             save_tensors(theta_slerp, idir/'slerp.safetensors')
+            new_init = liti(init_cpu, theta_slerp, cfg.eta); del theta_slerp, init_cpu
             save_policy(policy, tok, new_init, idir/'init')
             run_lines = [json.loads(l) for m in range(1, cfg.M + 1) for l in (run_dir(out, i, m)/'metrics.jsonl').read_text().splitlines()]
             all_lines += run_lines
