@@ -13,7 +13,7 @@ from typing import Callable, Optional, Sequence
 import torch
 from fastcore.script import call_parse, Param
 
-from .core import WARPConfig, get_preset, find_shared_data, seed_everything
+from .core import WARPConfig, get_preset, find_shared_data, seed_everything, torch_threads
 from .data import make_prompts, tiny_reviews, tiny_tokenizer
 from .models import load_tokenizer, prepare_tokenizer, small_gpt2
 from .reinforce import Reinforce
@@ -21,8 +21,8 @@ from .reinforce import Reinforce
 # %% auto #0
 __all__ = ['MB', 'BENCH_SIZES', 'PHASES', 'RL_FORMATS', 'PHASE_NAMES', 'MEM_FORMATS', 'SLERP_FORMATS', 'WARP_SHAPES',
            'WARP_MEM_FORMATS', 'TINY_STEP_FACTOR', 'package_version', 'has_trl', 'cpu_model', 'machine_info',
-           'machine_line', 'torch_threads', 'rss_mb', 'max_rss_mb', 'kernel_peak_mb', 'reset_kernel_peak', 'PeakRSS',
-           'bench_config', 'bench_tokenizer', 'bench_policy', 'bench_prompts', 'BenchReward', 'n_params', 'text_joiner',
+           'machine_line', 'rss_mb', 'max_rss_mb', 'kernel_peak_mb', 'reset_kernel_peak', 'PeakRSS', 'bench_config',
+           'bench_tokenizer', 'bench_policy', 'bench_prompts', 'BenchReward', 'n_params', 'text_joiner',
            'trl_reward_fn', 'trl_trainer', 'quiet_transformers', 'compare_rl_step', 'rl_table', 'markdown_table',
            'phase_table', 'must_hold_mb', 'run_in_subprocess', 'rl_step_memory', 'gpt2_small_states', 'bench_slerp',
            'save_warp_inputs', 'warp_memory', 'run_bench', 'warp_bench']
@@ -58,14 +58,6 @@ def machine_line(info:Optional[dict]=None) -> str:
     i = info or machine_info()
     return (f"{i['cpu']}, {i['cores']} cores, {i['memory_gb']} GB; load average {i['load']}; torch {i['torch']}, "
             f"transformers {i['transformers']}, trl {i['trl']}")
-
-@contextmanager
-def torch_threads(n:Optional[int]): # intra-op threads for the block (None: leave as is)
-    "Run the block with `n` torch threads, restored afterwards."
-    old = torch.get_num_threads()
-    if n: torch.set_num_threads(n)
-    try: yield
-    finally: torch.set_num_threads(old)
 
 # %% ../nbs/10_bench.ipynb #db4f89db
 MB = 2**20

@@ -17,7 +17,8 @@ from filelock import FileLock
 # %% auto #0
 __all__ = ['PRESETS', 'WARPConfig', 'check_field_names', 'validate_config', 'get_preset', 'atomic_write_text', 'atomic_dir',
            'cache_dir', 'cached_artifact', 'seed_everything', 'derive_seed', 'get_device', 'get_dtype',
-           'one_thread_per_test_process', 'looks_local', 'from_hub_or_path', 'find_shared_data']
+           'one_thread_per_test_process', 'torch_threads', 'artefact_threads', 'looks_local', 'from_hub_or_path',
+           'find_shared_data']
 
 # %% ../nbs/00_core.ipynb #9a74149b
 @dataclass
@@ -262,6 +263,18 @@ def one_thread_per_test_process():
     if os.environ.get('IN_TEST') and 'OMP_NUM_THREADS' not in os.environ: torch.set_num_threads(1)
 
 one_thread_per_test_process()
+
+@contextmanager
+def torch_threads(n:Optional[int]): # intra-op threads for the block (None: leave as is)
+    "Run the block with `n` torch threads, restored afterwards."
+    old = torch.get_num_threads()
+    if n: torch.set_num_threads(n)
+    try: yield
+    finally: torch.set_num_threads(old)
+
+def artefact_threads(cfg:WARPConfig) -> Optional[int]:
+    "Torch threads for training a cached artefact (SFT policy, reward model): 1 for the tiny world on CPU, else None (as set)."
+    return 1 if cfg.world == 'tiny' and get_device(cfg.device).type == 'cpu' else None
 
 # %% ../nbs/00_core.ipynb #c852bfd4
 def looks_local(name:str) -> bool:

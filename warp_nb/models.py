@@ -14,7 +14,7 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 from transformers import AutoModelForCausalLM, AutoTokenizer, DynamicCache, GPT2Config, GPT2LMHeadModel, PreTrainedModel
 
-from .core import WARPConfig, cached_artifact, from_hub_or_path, get_device, get_dtype, seed_everything, atomic_write_text
+from .core import WARPConfig, artefact_threads, torch_threads, cached_artifact, from_hub_or_path, get_device, get_dtype, seed_everything, atomic_write_text
 from .data import clean_review, load_reviews, tiny_tokenizer
 
 # %% auto #0
@@ -197,7 +197,7 @@ def sft_policy_path(cfg:WARPConfig, progress:bool=True) -> Path:
     "The SFT policy of `cfg`: `cfg.policy` when given, else a small GPT-2 trained once and cached."
     if cfg.policy is not None: return Path(cfg.policy) if Path(cfg.policy).exists() else cfg.policy
     key = f"sft-{cfg.world}-{cfg.fingerprint(*SFT_FIELDS)}"
-    return cached_artifact(key, lambda d: train_sft(cfg, d, progress))
+    with torch_threads(artefact_threads(cfg)): return cached_artifact(key, lambda d: train_sft(cfg, d, progress))
 
 def load_sft_policy(cfg:WARPConfig, progress:bool=True):
     "(model, tokenizer) of the SFT policy of `cfg`, trained and cached first if need be."

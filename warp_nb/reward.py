@@ -18,7 +18,7 @@ from transformers import (AutoModelForSequenceClassification, AutoTokenizer, Mod
 from transformers.trainer_callback import PrinterCallback
 from transformers.utils import logging as hf_logging
 
-from .core import (WARPConfig, atomic_write_text, cached_artifact, derive_seed, from_hub_or_path, get_device,
+from .core import (WARPConfig, artefact_threads, torch_threads, atomic_write_text, cached_artifact, derive_seed, from_hub_or_path, get_device,
                           get_dtype, seed_everything)
 from .data import clean_review, load_reviews, make_reward_pairs, tiny_gold_reward, tiny_tokenizer
 
@@ -321,7 +321,7 @@ def reward_model_path(cfg:WARPConfig) -> Union[Path, str]:
     "`cfg.reward_model` when given (a path, or a Hub id as a string), else the reward model `cfg` trains, cached."
     if cfg.reward_model is not None: return Path(cfg.reward_model) if Path(cfg.reward_model).exists() else cfg.reward_model
     key = f"reward-{cfg.world}-v{REWARD_CACHE_VERSION}-{cfg.fingerprint(*reward_fields(cfg))}"
-    return cached_artifact(key, lambda d: train_reward_model(cfg, d))
+    with torch_threads(artefact_threads(cfg)): return cached_artifact(key, lambda d: train_reward_model(cfg, d))
 
 def load_reward(cfg:WARPConfig, batch_size:int=64) -> Reward:
     "The reward of `cfg`: `cfg.reward_model` (a Hub id or a path), or the model it trains (cached), on `cfg.device`."
