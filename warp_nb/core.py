@@ -15,12 +15,15 @@ import torch
 from filelock import FileLock
 
 # %% auto #0
-__all__ = ['PRESETS', 'WARPConfig', 'check_field_names', 'validate_config', 'get_preset', 'atomic_write_text', 'atomic_dir',
-           'cache_dir', 'cached_artifact', 'seed_everything', 'derive_seed', 'get_device', 'get_dtype',
-           'one_thread_per_test_process', 'torch_threads', 'artefact_threads', 'looks_local', 'from_hub_or_path',
-           'find_shared_data']
+__all__ = ['PRESETS', 'looks_local', 'WARPConfig', 'check_field_names', 'validate_config', 'get_preset', 'atomic_write_text',
+           'atomic_dir', 'cache_dir', 'cached_artifact', 'seed_everything', 'derive_seed', 'get_device', 'get_dtype',
+           'one_thread_per_test_process', 'torch_threads', 'artefact_threads', 'from_hub_or_path', 'find_shared_data']
 
 # %% ../nbs/00_core.ipynb #9a74149b
+def looks_local(name:str) -> bool:
+    "True when `name` is meant as a local path (exists, or starts with '.', '/' or '~')."
+    return Path(name).expanduser().exists() or name.startswith(('.', '/', '~'))
+
 @dataclass
 class WARPConfig:
     "Every setting of a WARP run; validated on construction. Models, tokenizers and data are Hub ids or local paths."
@@ -113,6 +116,8 @@ class WARPConfig:
     def fingerprint(self, *names:str) -> str:
         "A short hash of the named fields (all fields when none are named): a cache key."
         d = self.to_dict()
+        for k in ('data', 'tokenizer', 'policy', 'reward_model', 'rm_base'):   # one key however a local path is spelled
+            if isinstance(d.get(k), str) and looks_local(d[k]): d[k] = str(Path(d[k]).expanduser().resolve())
         sub = {k: d[k] for k in (names or sorted(d))}
         return hashlib.sha256(json.dumps(sub, sort_keys=True, default=str).encode()).hexdigest()[:12]
 
@@ -277,10 +282,6 @@ def artefact_threads(cfg:WARPConfig) -> Optional[int]:
     return 1 if cfg.world == 'tiny' and get_device(cfg.device).type == 'cpu' else None
 
 # %% ../nbs/00_core.ipynb #c852bfd4
-def looks_local(name:str) -> bool:
-    "True when `name` is meant as a local path (exists, or starts with '.', '/' or '~')."
-    return Path(name).expanduser().exists() or name.startswith(('.', '/', '~'))
-
 def from_hub_or_path(load:Callable, # e.g. `AutoTokenizer.from_pretrained`
                      name:str, # Hub id or local path
                      what:str='model', # what is loaded, for the message
