@@ -4,8 +4,7 @@
 
 # %% ../nbs/10_bench.ipynb #c5ac8548
 from __future__ import annotations
-import argparse, gc, json, os, platform, resource, statistics, subprocess, sys, tempfile, threading, time, warnings
-from contextlib import contextmanager
+import argparse, gc, json, os, platform, resource, statistics, subprocess, sys, tempfile, threading, time
 from importlib import metadata
 from pathlib import Path
 from typing import Callable, Optional, Sequence
@@ -13,7 +12,7 @@ from typing import Callable, Optional, Sequence
 import torch
 from fastcore.script import call_parse, Param
 
-from .core import WARPConfig, get_preset, find_shared_data, seed_everything, torch_threads
+from .core import WARPConfig, get_preset, find_shared_data, seed_everything, torch_threads, quiet_transformers
 from .data import make_prompts, tiny_reviews, tiny_tokenizer
 from .models import load_tokenizer, prepare_tokenizer, small_gpt2
 from .reinforce import Reinforce
@@ -23,8 +22,8 @@ __all__ = ['MB', 'BENCH_SIZES', 'PHASES', 'RL_FORMATS', 'PHASE_NAMES', 'MEM_FORM
            'WARP_MEM_FORMATS', 'TINY_STEP_FACTOR', 'package_version', 'has_trl', 'cpu_model', 'machine_info',
            'machine_line', 'rss_mb', 'max_rss_mb', 'kernel_peak_mb', 'reset_kernel_peak', 'PeakRSS', 'bench_config',
            'bench_tokenizer', 'bench_policy', 'bench_prompts', 'BenchReward', 'n_params', 'text_joiner',
-           'trl_reward_fn', 'trl_trainer', 'quiet_transformers', 'compare_rl_step', 'rl_table', 'markdown_table',
-           'phase_table', 'must_hold_mb', 'run_in_subprocess', 'rl_step_memory', 'gpt2_small_states', 'bench_slerp',
+           'trl_reward_fn', 'trl_trainer', 'compare_rl_step', 'rl_table', 'markdown_table', 'phase_table',
+           'must_hold_mb', 'run_in_subprocess', 'rl_step_memory', 'gpt2_small_states', 'bench_slerp',
            'save_warp_inputs', 'warp_memory', 'run_bench', 'warp_bench']
 
 # %% ../nbs/10_bench.ipynb #a5ff23d6
@@ -195,19 +194,6 @@ def trl_trainer(cfg:WARPConfig, # batch_size, rloo_k, max/min_new_tokens, temper
     return trainer
 
 # %% ../nbs/10_bench.ipynb #878c4bcc
-@contextmanager
-def quiet_transformers():
-    "Silence transformers' warnings and progress bars inside the block."
-    from transformers.utils import logging as hf_logging
-    v, bars = hf_logging.get_verbosity(), hf_logging.is_progress_bar_enabled()
-    hf_logging.set_verbosity_error(); hf_logging.disable_progress_bar()
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter('ignore'); yield
-    finally:
-        hf_logging.set_verbosity(v)
-        if bars: hf_logging.enable_progress_bar()
-
 def _interleaver(other_step:Callable[[], float]):
     "A TrainerCallback that runs `other_step` after each TRL step and records TRL's step times without it."
     from transformers import TrainerCallback
@@ -230,7 +216,7 @@ def compare_rl_step(size:str='tiny', # 'tiny' or 'imdb-mini'
                     threads:Optional[int]=1, # torch threads for both (None: leave as is)
                     seed:int=0) -> dict:
     "Time RL steps of warp_nb's `Reinforce` and TRL's `RLOOTrainer` at equal settings, alternating one step of each."
-    with torch_threads(threads), quiet_transformers():
+    with torch_threads(threads), quiet_transformers(warnings_too=True):
         cfg = bench_config(size, batch_size)
         tok = bench_tokenizer(cfg)
         policy, reward, prompts = bench_policy(cfg, tok, seed), BenchReward(cfg, tok, seed), bench_prompts(cfg, tok, seed=seed)
@@ -303,7 +289,7 @@ def must_hold_mb(policy_params:int, reward_params:int, bytes_per:int=4) -> float
 def _rl_memory_child(size:str, framework:str, steps:int, batch_size:Optional[int], threads:Optional[int]) -> dict:
     "Run in a fresh process: RSS after imports and data, then the peak RSS while building and stepping one trainer."
     if has_trl(): import trl, datasets, transformers.trainer   # the same imports for both frameworks
-    with torch_threads(threads), quiet_transformers():
+    with torch_threads(threads), quiet_transformers(warnings_too=True):
         cfg = bench_config(size, batch_size); tok = bench_tokenizer(cfg); prompts = bench_prompts(cfg, tok)
         with PeakRSS() as pk:
             policy, reward = bench_policy(cfg, tok), BenchReward(cfg, tok)
@@ -382,7 +368,7 @@ def save_warp_inputs(shape:str, # 'tiny', 'imdb-mini' or 'gpt2-small'
     cfg = bench_config(preset, sh.pop('batch_size', None), **{k: sh.pop(k) for k in ('rm_layers', 'rm_dim', 'max_new_tokens') if k in sh})
     tok = bench_tokenizer(cfg)
     folder = Path(folder)
-    with quiet_transformers():
+    with quiet_transformers(warnings_too=True):
         policy = small_gpt2(tok, sh.get('n_layer', cfg.sft_layers), sh.get('n_embd', cfg.sft_dim), sh.get('n_head', cfg.sft_heads),
                             sh.get('n_positions', cfg.sft_context), seed=seed)
         policy.save_pretrained(folder/'policy'); tok.save_pretrained(folder/'policy')
@@ -401,7 +387,7 @@ def _warp_memory_child(folder:str, overrides:dict, T:int, M:int, threads:Optiona
     o = dict(overrides); preset, P, R, shape = o.pop('preset'), o.pop('P'), o.pop('R'), o.pop('shape', None)
     cfg = get_preset(preset, I=1, M=M, T=T, device='cpu', dtype='float32', out_dir=str(Path(folder)/'run'),
                      checkpoint_every=10**6, **o)
-    with torch_threads(threads), quiet_transformers():
+    with torch_threads(threads), quiet_transformers(warnings_too=True):
         with PeakRSS() as pk: W.run_warp(cfg, overwrite=True, progress=False, log=lambda *a: None)
     return dict(shape=shape, P=P, R=R, M=M, T=T, batch_size=cfg.batch_size, base_mb=pk.start, peak_mb=pk.peak,
                 extra_mb=pk.extra, must_hold_mb=(6 * P + R) * 4 / MB, ratio=pk.extra / ((6 * P + R) * 4 / MB), seconds=pk.seconds)

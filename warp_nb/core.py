@@ -17,7 +17,8 @@ from filelock import FileLock
 # %% auto #0
 __all__ = ['PRESETS', 'looks_local', 'WARPConfig', 'check_field_names', 'validate_config', 'get_preset', 'atomic_write_text',
            'atomic_dir', 'cache_dir', 'cached_artifact', 'seed_everything', 'derive_seed', 'get_device', 'get_dtype',
-           'one_thread_per_test_process', 'torch_threads', 'artefact_threads', 'from_hub_or_path', 'find_shared_data']
+           'one_thread_per_test_process', 'torch_threads', 'quiet_transformers', 'artefact_threads', 'from_hub_or_path',
+           'find_shared_data']
 
 # %% ../nbs/00_core.ipynb #9a74149b
 def looks_local(name:str) -> bool:
@@ -276,6 +277,21 @@ def torch_threads(n:Optional[int]): # intra-op threads for the block (None: leav
     if n: torch.set_num_threads(n)
     try: yield
     finally: torch.set_num_threads(old)
+
+@contextmanager
+def quiet_transformers(warnings_too:bool=False): # also silence Python warnings
+    "Silence transformers' log messages and progress bars (loading, saving, training) inside the block."
+    import warnings
+    from transformers.utils import logging as hf_logging
+    level, bars = hf_logging.get_verbosity(), hf_logging.is_progress_bar_enabled()
+    hf_logging.set_verbosity_error(); hf_logging.disable_progress_bar()
+    try:
+        with warnings.catch_warnings():
+            if warnings_too: warnings.simplefilter('ignore')
+            yield
+    finally:
+        hf_logging.set_verbosity(level)
+        if bars: hf_logging.enable_progress_bar()
 
 def artefact_threads(cfg:WARPConfig) -> Optional[int]:
     "Torch threads for training a cached artefact (SFT policy, reward model): 1 for the tiny world on CPU, else None (as set)."

@@ -14,7 +14,7 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 from transformers import AutoModelForCausalLM, AutoTokenizer, DynamicCache, GPT2Config, GPT2LMHeadModel, PreTrainedModel
 
-from .core import WARPConfig, artefact_threads, torch_threads, cached_artifact, from_hub_or_path, get_device, get_dtype, seed_everything, atomic_write_text
+from .core import WARPConfig, artefact_threads, torch_threads, quiet_transformers, cached_artifact, from_hub_or_path, get_device, get_dtype, seed_everything, atomic_write_text
 from .data import clean_review, load_reviews, tiny_tokenizer
 
 # %% auto #0
@@ -41,7 +41,7 @@ def load_policy(name:str, # Hub id or local path of a causal LM
                 tokenizer:Optional[str]=None): # tokenizer id or path (default: the policy's own)
     "(model, tokenizer): the policy in eval mode on `device`, and its prepared tokenizer."
     dev = get_device(device)
-    model = from_hub_or_path(AutoModelForCausalLM.from_pretrained, name, 'policy', dtype=get_dtype(dtype, dev))
+    with quiet_transformers(): model = from_hub_or_path(AutoModelForCausalLM.from_pretrained, name, 'policy', dtype=get_dtype(dtype, dev))
     tok = load_tokenizer(tokenizer or name)
     model.generation_config.pad_token_id = tok.pad_token_id
     return model.to(dev).eval(), tok

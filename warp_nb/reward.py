@@ -5,7 +5,6 @@
 # %% ../nbs/03_reward.ipynb #26d0620d
 from __future__ import annotations
 import json, math, random, tempfile, time
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Callable, Optional, Sequence, Union
 
@@ -16,9 +15,8 @@ from torch import nn
 from transformers import (AutoModelForSequenceClassification, AutoTokenizer, ModernBertConfig,
                           ModernBertForSequenceClassification, PreTrainedModel, Trainer, TrainingArguments)
 from transformers.trainer_callback import PrinterCallback
-from transformers.utils import logging as hf_logging
 
-from .core import (WARPConfig, artefact_threads, torch_threads, atomic_write_text, cached_artifact, derive_seed, from_hub_or_path, get_device,
+from .core import (WARPConfig, artefact_threads, torch_threads, quiet_transformers, atomic_write_text, cached_artifact, derive_seed, from_hub_or_path, get_device,
                           get_dtype, seed_everything)
 from .data import clean_review, load_reviews, make_reward_pairs, tiny_gold_reward, tiny_tokenizer
 
@@ -93,15 +91,6 @@ def _max_length(tokenizer, model) -> int:
     limits = [l for l in (tokenizer.model_max_length, getattr(model.config, 'max_position_embeddings', None)) if l and l < 1_000_000]
     return min(limits) if limits else 512
 
-@contextmanager
-def _quiet():
-    "Silence transformers' progress bars and info messages inside the block."
-    bars, level = hf_logging.is_progress_bar_enabled(), hf_logging.get_verbosity()
-    hf_logging.disable_progress_bar(); hf_logging.set_verbosity_error()
-    try: yield
-    finally:
-        hf_logging.set_verbosity(level)
-        if bars: hf_logging.enable_progress_bar()
 
 @torch.no_grad()
 def _score(model, tokenizer, texts:list[str], max_length:int, pos:Optional[int], read:str, device) -> torch.Tensor:
@@ -149,7 +138,7 @@ def from_pretrained(cls:Reward,
                     read:str='log_odds') -> Reward: # 'log_odds' or 'logit'
     "Load a sequence classifier and its tokenizer (Hub id or local folder) as a `Reward`."
     name = str(name_or_path)
-    with _quiet():
+    with quiet_transformers():
         model = from_hub_or_path(AutoModelForSequenceClassification.from_pretrained, name, 'reward model')
         tok = from_hub_or_path(AutoTokenizer.from_pretrained, name, 'reward-model tokenizer')
     return cls.from_model(model, tok, device, batch_size, max_length, positive_label, read, name=name)
@@ -183,7 +172,7 @@ REWARD_LABELS = dict(num_labels=1, id2label={0: 'reward'}, label2id={'reward': 0
 def build_reward_model(cfg:WARPConfig, tok) -> PreTrainedModel:
     "A fresh one-logit classifier: `cfg.rm_base` with a new head, or a small mean-pooled ModernBERT (`rm_layers` x `rm_dim`)."
     if cfg.rm_base is not None:
-        with _quiet(): model = from_hub_or_path(AutoModelForSequenceClassification.from_pretrained, cfg.rm_base, 'reward-model base', **REWARD_LABELS)
+        with quiet_transformers(): model = from_hub_or_path(AutoModelForSequenceClassification.from_pretrained, cfg.rm_base, 'reward-model base', **REWARD_LABELS)
         if model.config.pad_token_id is None: model.config.pad_token_id = tok.pad_token_id
         return model
     c = ModernBertConfig(vocab_size=len(tok), hidden_size=cfg.rm_dim, num_hidden_layers=cfg.rm_layers,
@@ -287,7 +276,7 @@ def train_reward_model(cfg:WARPConfig, # world, data, seed and the rm_* settings
     dev = get_device(cfg.device)
     amp = get_dtype(cfg.dtype, dev) if dev.type == 'cuda' else torch.float32 # mixed precision on a GPU; weights stay float32
     steps = math.ceil(math.ceil(cfg.rm_pairs / cfg.rm_batch_size) * cfg.rm_epochs)
-    with tempfile.TemporaryDirectory() as tmp, _quiet():
+    with tempfile.TemporaryDirectory() as tmp, quiet_transformers():
         args = TrainingArguments(output_dir=tmp, per_device_train_batch_size=cfg.rm_batch_size, num_train_epochs=cfg.rm_epochs,
                                  learning_rate=cfg.rm_lr, warmup_steps=0.1, lr_scheduler_type='linear', weight_decay=0.0,
                                  seed=cfg.seed, data_seed=cfg.seed, logging_steps=max(1, steps // 4), save_strategy='no',
@@ -300,7 +289,7 @@ def train_reward_model(cfg:WARPConfig, # world, data, seed and the rm_* settings
     train_seconds = time.time() - t0
     offset = center_reward(model, tok, _draw(texts, labels, n_eval, derive_seed(cfg.seed, 3))[0])
     ev = evaluate_reward(Reward.from_model(model, tok, device=None), cfg.data, 'test', n_eval, n_eval, cfg.seed)
-    with _quiet(): model.save_pretrained(out_dir); tok.save_pretrained(out_dir)
+    with quiet_transformers(): model.save_pretrained(out_dir); tok.save_pretrained(out_dir)
     metrics = dict(train_seconds=round(train_seconds, 1), steps=result.global_step, train_loss=result.training_loss,
                    center_offset=offset, parameters=sum(p.numel() for p in model.parameters()),
                    **{k: v for k, v in ev.items() if not isinstance(v, torch.Tensor)})

@@ -13,7 +13,7 @@ import torch
 import torch.distributed as dist
 from safetensors.torch import save_file, load_file
 
-from .core import WARPConfig, atomic_dir, atomic_write_text, derive_seed, get_device
+from .core import WARPConfig, atomic_dir, atomic_write_text, derive_seed, get_device, quiet_transformers
 from .models import load_sft_policy, sft_policy_path
 from .reward import load_reward, gold_reward
 from .reinforce import Reinforce, training_prompts
@@ -71,7 +71,7 @@ def with_params(model, theta:dict):
 def save_policy(model, tok, theta:dict, path) -> Path:
     "Save `model` with weights `theta` (and `tok`) with `save_pretrained`, atomically."
     with_params(model, theta)
-    with atomic_dir(path) as tmp: model.save_pretrained(tmp); tok.save_pretrained(tmp)
+    with atomic_dir(path) as tmp, quiet_transformers(): model.save_pretrained(tmp); tok.save_pretrained(tmp)
     return Path(path)
 
 def load_params(path, like:dict, device) -> dict:
