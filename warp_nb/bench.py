@@ -20,10 +20,10 @@ from .reinforce import Reinforce
 # %% auto #0
 __all__ = ['MB', 'BENCH_SIZES', 'PHASES', 'RL_FORMATS', 'PHASE_NAMES', 'MEM_FORMATS', 'SLERP_FORMATS', 'WARP_SHAPES',
            'WARP_MEM_FORMATS', 'TINY_STEP_FACTOR', 'package_version', 'has_trl', 'cpu_model', 'machine_info',
-           'machine_line', 'rss_mb', 'max_rss_mb', 'kernel_peak_mb', 'reset_kernel_peak', 'PeakRSS', 'bench_config',
-           'bench_tokenizer', 'bench_policy', 'bench_prompts', 'BenchReward', 'n_params', 'text_joiner',
-           'trl_reward_fn', 'trl_trainer', 'compare_rl_step', 'rl_table', 'markdown_table', 'phase_table',
-           'must_hold_mb', 'run_in_subprocess', 'rl_step_memory', 'gpt2_small_states', 'bench_slerp',
+           'machine_line', 'rss_mb', 'max_rss_mb', 'kernel_peak_mb', 'reset_kernel_peak', 'PeakRSS',
+           'run_in_subprocess', 'alloc_peak', 'bench_config', 'bench_tokenizer', 'bench_policy', 'bench_prompts',
+           'BenchReward', 'n_params', 'text_joiner', 'trl_reward_fn', 'trl_trainer', 'compare_rl_step', 'rl_table',
+           'markdown_table', 'phase_table', 'must_hold_mb', 'rl_step_memory', 'gpt2_small_states', 'bench_slerp',
            'save_warp_inputs', 'warp_memory', 'run_bench', 'warp_bench']
 
 # %% ../nbs/10_bench.ipynb #a5ff23d6
@@ -105,6 +105,20 @@ class PeakRSS:
         self.peak = max(self.peak, rss_mb(), kernel_peak_mb() if self.exact else 0.0)
     @property
     def extra(self) -> float: return self.peak - self.start # MiB above the RSS at entry
+
+def run_in_subprocess(fn_name:str, **kwargs) -> dict:
+    "Call `warp_nb.bench.<fn_name>(**kwargs)` in a fresh Python process; return its (JSON) result."
+    code = (f"import json; from warp_nb.bench import {fn_name} as f; "
+            f"print('RESULT ' + json.dumps(f(**json.loads({json.dumps(json.dumps(kwargs))}))))")
+    p = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True)
+    lines = [l for l in p.stdout.splitlines() if l.startswith('RESULT ')]
+    if p.returncode or not lines: raise RuntimeError(f"{fn_name} failed in a subprocess:\n{p.stderr[-3000:]}")
+    return json.loads(lines[-1][len('RESULT '):])
+
+def alloc_peak(mb:int=64) -> dict:
+    "A check of `PeakRSS`: its reading for a block that allocates, touches and frees a tensor of `mb` MiB (run it in a fresh process)."
+    with PeakRSS() as pk: x = torch.ones(mb * MB // 4); del x
+    return dict(extra_mb=pk.extra, exact=pk.exact)
 
 # %% ../nbs/10_bench.ipynb #9bcc6985
 BENCH_SIZES = ('tiny', 'imdb-mini')
@@ -282,9 +296,11 @@ def phase_table(results:Sequence[dict]) -> list[dict]:
     return rows
 
 # %% ../nbs/10_bench.ipynb #4c17024f
-def must_hold_mb(policy_params:int, reward_params:int, bytes_per:int=4) -> float:
-    "MiB of policy, gradient, Adam's two moments, anchor and reward model."
-    return (5 * policy_params + reward_params) * bytes_per / MB
+def must_hold_mb(policy_params:int, reward_params:int,
+                 copies:int=5, # policy-sized tensors: policy, gradient, Adam's two moments, anchor (WARP: + θ_init)
+                 bytes_per:int=4) -> float:
+    "MiB of `copies` policy-sized tensors and the reward model."
+    return (copies * policy_params + reward_params) * bytes_per / MB
 
 def _rl_memory_child(size:str, framework:str, steps:int, batch_size:Optional[int], threads:Optional[int]) -> dict:
     "Run in a fresh process: RSS after imports and data, then the peak RSS while building and stepping one trainer."
@@ -304,15 +320,6 @@ def _rl_memory_child(size:str, framework:str, steps:int, batch_size:Optional[int
     S = cfg.prompt_max_tokens + cfg.max_new_tokens
     return dict(size=size, framework=framework, base_mb=pk.start, peak_mb=pk.peak, extra_mb=pk.extra,
                 must_hold_mb=must_hold_mb(P, R), logits_mb=cfg.batch_size * S * len(tok) * 4 / MB)
-
-def run_in_subprocess(fn_name:str, **kwargs) -> dict:
-    "Call `warp_nb.bench.<fn_name>(**kwargs)` in a fresh Python process; return its (JSON) result."
-    code = (f"import json; from warp_nb.bench import {fn_name} as f; "
-            f"print('RESULT ' + json.dumps(f(**json.loads({json.dumps(json.dumps(kwargs))}))))")
-    p = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True)
-    lines = [l for l in p.stdout.splitlines() if l.startswith('RESULT ')]
-    if p.returncode or not lines: raise RuntimeError(f"{fn_name} failed in a subprocess:\n{p.stderr[-3000:]}")
-    return json.loads(lines[-1][len('RESULT '):])
 
 def rl_step_memory(size:str='tiny', # 'tiny' or 'imdb-mini'
                    framework:str='warp_nb', # 'warp_nb' or 'trl'
@@ -383,14 +390,13 @@ def save_warp_inputs(shape:str, # 'tiny', 'imdb-mini' or 'gpt2-small'
 def _warp_memory_child(folder:str, overrides:dict, T:int, M:int, threads:Optional[int]) -> dict:
     "Run in a fresh process: RSS after imports, then the peak RSS over one `run_warp` iteration."
     import warp_nb.warp as W
-    from warp_nb.reward import load_reward
     o = dict(overrides); preset, P, R, shape = o.pop('preset'), o.pop('P'), o.pop('R'), o.pop('shape', None)
     cfg = get_preset(preset, I=1, M=M, T=T, device='cpu', dtype='float32', out_dir=str(Path(folder)/'run'),
                      checkpoint_every=10**6, **o)
     with torch_threads(threads), quiet_transformers(warnings_too=True):
         with PeakRSS() as pk: W.run_warp(cfg, overwrite=True, progress=False, log=lambda *a: None)
     return dict(shape=shape, P=P, R=R, M=M, T=T, batch_size=cfg.batch_size, base_mb=pk.start, peak_mb=pk.peak,
-                extra_mb=pk.extra, must_hold_mb=(6 * P + R) * 4 / MB, ratio=pk.extra / ((6 * P + R) * 4 / MB), seconds=pk.seconds)
+                extra_mb=pk.extra, must_hold_mb=must_hold_mb(P, R, 6), ratio=pk.extra / must_hold_mb(P, R, 6), seconds=pk.seconds)
 
 def warp_memory(shape:str='tiny', # 'tiny', 'imdb-mini' or 'gpt2-small'
                 T:int=4, # REINFORCE steps per run

@@ -9,9 +9,8 @@ from pathlib import Path
 from typing import Callable, Optional, Sequence
 
 import torch
-import matplotlib
 import matplotlib.pyplot as plt
-from safetensors.torch import load_file
+import seaborn as sns
 from tqdm.auto import tqdm
 
 from .core import WARPConfig, atomic_write_text
@@ -19,10 +18,11 @@ from .models import load_sft_policy, sample
 from .reward import load_reward, gold_reward
 from .reinforce import completion_logprobs, sequence_kl, heldout_prompts
 from .merge import liti
-from .warp import params, read_metrics, iter_dir, with_params
+from .warp import params, read_metrics, iter_dir, with_params, warp_theta
 
 # %% auto #0
-__all__ = ['mean_ci', 'evaluate_policy', 'liti_front', 'plot_training', 'plot_front', 'evaluate_run', 'summary_table']
+__all__ = ['FIG_DPI', 'mean_ci', 'evaluate_policy', 'liti_front', 'save_fig', 'plot_front', 'plot_training', 'evaluate_run',
+           'summary_table']
 
 # %% ../nbs/07_evaluate.ipynb #eb0f396e
 def mean_ci(x:torch.Tensor) -> tuple[float, float]:
@@ -43,7 +43,8 @@ def evaluate_policy(policy, tok, reward:Callable, prompts:Sequence[str],
     for b in range(0, len(ps), batch_size):
         s = sample(policy, tok, ps[b:b + batch_size], max_new_tokens, temperature, seed=seed + b)
         rs.append(reward(s.texts).float().cpu()); texts += s.texts; lens.append(s.lengths.float().cpu())
-        if ref is not None:
+        if ref is policy: kls.append(torch.zeros(len(s.texts)))   # KL(π ‖ π) = 0: no scoring passes
+        elif ref is not None:
             kls.append(sequence_kl(completion_logprobs(policy, s, temperature), completion_logprobs(ref, s, temperature)).cpu())
         if gold is not None: golds.append(gold(s.texts).float().cpu())
     out = dict(n=len(ps), length=torch.cat(lens).mean().item())
@@ -66,6 +67,47 @@ def liti_front(policy, ref, tok, reward, prompts, theta_start:dict, theta_end:di
         front.append(dict(eta=float(eta), **r))
     return front
 
+# %% ../nbs/07_evaluate.ipynb #430ee3ef
+FIG_DPI = 100 # figures are saved small
+
+def save_fig(fig, path=None):
+    "Save `fig` as a PNG (folders created) at `FIG_DPI`; return the figure."
+    if path is not None:
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        fig.savefig(path, dpi=FIG_DPI, bbox_inches='tight')
+    return fig
+
+def _groups(points:list[dict]) -> dict:
+    "Points grouped by their label, in order of first appearance."
+    g = {}
+    for p in points: g.setdefault(p['label'], []).append(p)
+    return g
+
+_STYLE = {'WARP': dict(marker='o', ls='-'), 'REINFORCE': dict(marker='s', ls='--'), 'SLERP': dict(marker='o', ls='-'),
+          'LERP': dict(marker='^', ls='--')}
+
+def plot_front(points:list[dict], # evaluated points with 'label', 'method', 'kl', 'reward', ...
+               sft:dict, # the SFT point (drawn at KL 0)
+               y:str='reward', # 'reward' or 'gold'
+               ax=None, title:Optional[str]=None, annotate:bool=True, path=None):
+    "Reward (or gold reward) against KL to SFT, one line per label, with 95% intervals on both axes."
+    with sns.axes_style('whitegrid'):
+        if ax is None: _, ax = plt.subplots(figsize=(7, 4.8))
+        for k, (label, ps) in enumerate(_groups(points).items()):
+            ps = [sft | dict(kl=0.0, kl_ci=0.0)] + ps if ps[0].get('eta') is not None or ps[0].get('step') is not None else ps
+            st = _STYLE.get(ps[-1].get('method'), dict(marker='o', ls='-'))
+            ax.errorbar([p['kl'] for p in ps], [p[y] for p in ps], xerr=[p['kl_ci'] for p in ps], yerr=[p[f'{y}_ci'] for p in ps],
+                        capsize=2, ms=4, lw=1.2, elinewidth=.8, label=label, color=f'C{k}', **st)
+            if annotate:
+                for p in ps[1:]:
+                    txt = f"η={p['eta']:g}" if p.get('eta') is not None else f"{p['step']}" if p.get('step') is not None else ''
+                    ax.annotate(txt, (p['kl'], p[y]), fontsize=6, color=f'C{k}', xytext=(3, -8), textcoords='offset points')
+        ax.errorbar([0], [sft[y]], yerr=[sft[f'{y}_ci']], marker='*', ms=9, color='k', capsize=2, ls='none', label='SFT')
+        ax.set_xlabel('KL(π ‖ π_sft) on held-out prompts'); ax.set_ylabel(f"{'gold ' if y == 'gold' else ''}reward on held-out prompts")
+        if title: ax.set_title(title, fontsize=10)
+        ax.legend(fontsize=7)
+    return save_fig(ax.figure, path)
+
 # %% ../nbs/07_evaluate.ipynb #be445c4c
 def plot_training(lines:list[dict], path=None):
     "Reward, gold reward (if logged) and KL to the anchor per step, one line per (iteration, run)."
@@ -79,21 +121,7 @@ def plot_training(lines:list[dict], path=None):
         ax.set_title({'reward': 'reward (train)', 'gold': 'gold reward (train)', 'kl': 'KL to EMA anchor'}[col]); ax.set_xlabel('step')
     axs[0].legend(fontsize=7)
     fig.tight_layout()
-    if path: fig.savefig(path, dpi=120)
-    return fig
-
-def plot_front(front:list[dict], sft:dict, path=None, label='WARP: LITI path', ax=None):
-    "Reward against KL to SFT, with 95% intervals, for the points of a front."
-    if ax is None: fig, ax = plt.subplots(figsize=(4.6, 3.4))
-    ax.errorbar([p['kl'] for p in front], [p['reward'] for p in front], xerr=[p['kl_ci'] for p in front],
-                yerr=[p['reward_ci'] for p in front], marker='o', capsize=2, label=label)
-    for p in front:
-        if 'eta' in p: ax.annotate(f"η={p['eta']:g}", (p['kl'], p['reward']), fontsize=7, xytext=(3, -9), textcoords='offset points')
-    ax.errorbar([0], [sft['reward']], yerr=[sft['reward_ci']], marker='s', color='k', capsize=2, label='SFT')
-    ax.set_xlabel('KL(π ‖ π_sft), held-out prompts'); ax.set_ylabel('reward, held-out prompts'); ax.legend(fontsize=8)
-    ax.figure.tight_layout()
-    if path: ax.figure.savefig(path, dpi=120)
-    return ax
+    return save_fig(fig, path)
 
 def evaluate_run(out, # a WARP run directory
                  etas:Optional[Sequence[float]]=None, # LITI grid (default: the config's `eval_etas`)
@@ -110,16 +138,17 @@ def evaluate_run(out, # a WARP run directory
     prompts = heldout_prompts(cfg, tok)
     kw = dict(temperature=cfg.temperature, max_new_tokens=cfg.max_new_tokens, gold=gold, seed=cfg.seed)
     sft = evaluate_policy(ref, tok, reward, prompts, ref=ref, **kw)
-    theta_sft = {n: p.clone() for n, p in params(ref).items()}
-    theta_slerp = {n: t for n, t in load_file(str(final)).items() if n in theta_sft}
-    etas = sorted(set(etas or cfg.eval_etas) | {1.0})
-    front = liti_front(policy, ref, tok, reward, prompts, theta_sft, theta_slerp, etas, progress=progress, **kw)
+    theta_sft = params(ref)                          # read, never written: `policy` is the copy that moves
+    theta_slerp = warp_theta(out, cfg.I, theta_sft)
+    etas = sorted(set(etas or cfg.eval_etas) - {0.0} | {1.0})
+    front = [dict(eta=0.0, **sft)] + liti_front(policy, ref, tok, reward, prompts, theta_sft, theta_slerp, etas, progress=progress, **kw)
     warp = next(p for p in front if p['eta'] == 1.0)
     summary = dict(preset=cfg.preset, prompts=len(prompts), sft=sft, warp=warp, liti_front=front,
                    eval_seconds=time.time() - t0)
     atomic_write_text(out/'summary.json', json.dumps(summary, indent=2))
     (out/'plots').mkdir(exist_ok=True)
-    plt.close(plot_front(front, sft, out/'plots'/'front.png').figure)
+    plt.close(plot_front([dict(p, label='WARP: LITI path', method='WARP') for p in front[1:]], sft,
+                         title=f'{cfg.preset}: the LITI path toward θ_slerp^{cfg.I}', path=out/'plots'/'front.png'))
     lines = read_metrics(out)
     if lines: plt.close(plot_training(lines, out/'plots'/'training.png'))
     return summary

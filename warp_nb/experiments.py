@@ -21,15 +21,14 @@ from .models import load_sft_policy, SFT_FIELDS
 from .reward import load_reward, gold_reward, reward_fields
 from .reinforce import Reinforce, training_prompts, heldout_prompts
 from .merge import slerp, lerp, liti, task_vector_angles
-from .warp import params, iter_dir, run_dir, load_params, merge_runs, read_metrics
-from .evaluate import evaluate_policy, with_params
+from .warp import params, iter_dir, run_dir, load_params, merge_runs, read_metrics, warp_theta, with_params
+from .evaluate import evaluate_policy, plot_front, save_fig, _groups, _STYLE
 
 # %% auto #0
-__all__ = ['FIG_DPI', 'RUN_IGNORED', 'World', 'load_world', 'evaluate_theta', 'default_checkpoints', 'reinforce_front',
-           'iteration_runs', 'warp_theta', 'warp_fronts', 'save_fig', 'plot_front', 'merge_sweep', 'plot_merge_sweep',
-           'run_key', 'train_runs', 'warp_iterations', 'sweep', 'plot_sweeps', 'plot_hacking', 'layer_of',
-           'angles_rows', 'run_angles', 'plot_angles', 'cached_json', 'results_table', 'samples_table',
-           'experiment_results']
+__all__ = ['RUN_IGNORED', 'World', 'load_world', 'evaluate_theta', 'default_checkpoints', 'reinforce_front', 'iteration_runs',
+           'warp_fronts', 'merge_sweep', 'slerp_vs_lerp', 'plot_merge_sweep', 'run_key', 'train_runs',
+           'warp_iterations', 'sweep', 'plot_sweeps', 'plot_hacking', 'layer_of', 'angles_rows', 'run_angles',
+           'plot_angles', 'cached_json', 'results_table', 'samples_table', 'experiment_results']
 
 # %% ../nbs/08_experiments.ipynb #63229749
 @dataclass
@@ -135,13 +134,6 @@ def iteration_runs(out, # a WARP run directory
         thetas.append({n: init[n] + tv[n].to(dev, init[n].dtype) for n in init})
     return init, thetas
 
-def warp_theta(out, i:int, theta_sft:dict) -> dict:
-    "θ_slerp^i of a run directory, by parameter name, on θ_sft's device."
-    f = iter_dir(out, i)/'slerp.safetensors'
-    if not f.exists(): raise FileNotFoundError(f"{f} is missing: iteration {i} of this run is not finished")
-    dev = next(iter(theta_sft.values())).device
-    return {n: t.to(dev) for n, t in load_file(str(f)).items() if n in theta_sft}
-
 def warp_fronts(out, # a WARP run directory
                 world:Optional[World]=None, # the evaluation world (default: built from the run's config)
                 etas:Optional[Sequence[float]]=None, # LITI grid (default: the config's `eval_etas`); η = 0 (SFT) is skipped
@@ -151,7 +143,7 @@ def warp_fronts(out, # a WARP run directory
     out = Path(out); cfg = WARPConfig.load(out/'config.json')
     if world is None: world = load_world(cfg)
     else: _check_same_world(world, cfg)
-    theta_sft = {n: t.clone() for n, t in world.theta_sft.items()}
+    theta_sft = world.theta_sft   # the SFT policy's own tensors: read, never written
     etas = [float(e) for e in (etas or cfg.eval_etas) if e > 0]
     points = []
     for i in tqdm(iterations or range(1, cfg.I + 1), desc='WARP fronts', disable=not progress, leave=False):
@@ -160,47 +152,6 @@ def warp_fronts(out, # a WARP run directory
             points.append(evaluate_theta(world, liti(theta_sft, ts, eta), method='WARP', label=f'WARP, iteration {i}',
                                          iteration=i, eta=eta, rl_steps=i * cfg.M * cfg.T))
     return points
-
-# %% ../nbs/08_experiments.ipynb #86891187
-FIG_DPI = 100 # figures are saved small
-
-def save_fig(fig, path=None):
-    "Save `fig` as a PNG (folders created) at `FIG_DPI`; return the figure."
-    if path is not None:
-        Path(path).parent.mkdir(parents=True, exist_ok=True)
-        fig.savefig(path, dpi=FIG_DPI, bbox_inches='tight')
-    return fig
-
-def _groups(points:list[dict]) -> dict:
-    "Points grouped by their label, in order of first appearance."
-    g = {}
-    for p in points: g.setdefault(p['label'], []).append(p)
-    return g
-
-_STYLE = {'WARP': dict(marker='o', ls='-'), 'REINFORCE': dict(marker='s', ls='--'), 'SLERP': dict(marker='o', ls='-'),
-          'LERP': dict(marker='^', ls='--')}
-
-def plot_front(points:list[dict], # evaluated points with 'label', 'method', 'kl', 'reward', ...
-               sft:dict, # the SFT point (drawn at KL 0)
-               y:str='reward', # 'reward' or 'gold'
-               ax=None, title:Optional[str]=None, annotate:bool=True, path=None):
-    "Reward (or gold reward) against KL to SFT, one line per label, with 95% intervals on both axes."
-    with sns.axes_style('whitegrid'):
-        if ax is None: _, ax = plt.subplots(figsize=(7, 4.8))
-        for k, (label, ps) in enumerate(_groups(points).items()):
-            ps = [sft | dict(kl=0.0, kl_ci=0.0)] + ps if ps[0].get('eta') is not None or ps[0].get('step') is not None else ps
-            st = _STYLE.get(ps[-1].get('method'), dict(marker='o', ls='-'))
-            ax.errorbar([p['kl'] for p in ps], [p[y] for p in ps], xerr=[p['kl_ci'] for p in ps], yerr=[p[f'{y}_ci'] for p in ps],
-                        capsize=2, ms=4, lw=1.2, elinewidth=.8, label=label, color=f'C{k}', **st)
-            if annotate:
-                for p in ps[1:]:
-                    txt = f"η={p['eta']:g}" if p.get('eta') is not None else f"{p['step']}" if p.get('step') is not None else ''
-                    ax.annotate(txt, (p['kl'], p[y]), fontsize=6, color=f'C{k}', xytext=(3, -8), textcoords='offset points')
-        ax.errorbar([0], [sft[y]], yerr=[sft[f'{y}_ci']], marker='*', ms=9, color='k', capsize=2, ls='none', label='SFT')
-        ax.set_xlabel('KL(π ‖ π_sft) on held-out prompts'); ax.set_ylabel(f"{'gold ' if y == 'gold' else ''}reward on held-out prompts")
-        if title: ax.set_title(title, fontsize=10)
-        ax.legend(fontsize=7)
-    return save_fig(ax.figure, path)
 
 # %% ../nbs/08_experiments.ipynb #3d9c5745
 def merge_sweep(world:World, init:dict, # θ_init of the runs
@@ -214,6 +165,18 @@ def merge_sweep(world:World, init:dict, # θ_init of the runs
     fn = slerp if method == 'slerp' else lerp
     return [evaluate_theta(world, fn(init, list(thetas), float(l)), method=method.upper(), label=method.upper(), lam=float(l))
             for l in tqdm(lams, desc=f'{method} sweep', disable=not progress, leave=False)]
+
+def slerp_vs_lerp(world:World, init:dict, # θ_init of the runs
+                  thetas:Sequence[dict], # the two fine-tuned weights θ_1, θ_2
+                  lams:Sequence[float]=(0.0, 0.25, 0.5, 0.75, 1.0), # interpolation weights (of θ_2)
+                  progress:bool=True) -> list[dict]:
+    "Both merges at each λ; at λ = 0 and 1 both are one of the runs, evaluated once and shared."
+    lams = [float(l) for l in lams]
+    inner = [l for l in lams if l not in (0.0, 1.0)]
+    sl = merge_sweep(world, init, thetas, lams, 'slerp', progress)
+    le = dict(zip(inner, merge_sweep(world, init, thetas, inner, 'lerp', progress)))
+    le |= {p['lam']: p | dict(method='LERP', label='LERP') for p in sl if p['lam'] in (0.0, 1.0)}
+    return sl + [le[l] for l in lams]
 
 def plot_merge_sweep(points:list[dict], # from `merge_sweep`, both methods
                      title:Optional[str]=None, path=None):
@@ -446,7 +409,7 @@ def experiment_results(out, # a WARP run directory (its config.json names the wo
     if 'merge' in parts:
         def merges():
             init, thetas = iteration_runs(out, 1, world.theta_sft)
-            return [p for m in ('slerp', 'lerp') for p in merge_sweep(world, init, thetas[:2], lams, m, progress)]
+            return slerp_vs_lerp(world, init, thetas[:2], lams, progress)
         res['merge'] = cached_json(dest/'merge_sweep.json', merges)
     if 'angles' in parts: res['angles'] = cached_json(dest/'angles.json', lambda: run_angles(out, world.theta_sft))
     return res

@@ -18,14 +18,21 @@ from .core import WARPConfig, artefact_threads, torch_threads, quiet_transformer
 from .data import clean_review, load_reviews, tiny_tokenizer
 
 # %% auto #0
-__all__ = ['SFT_FIELDS', 'prepare_tokenizer', 'load_tokenizer', 'load_policy', 'small_gpt2', 'Samples',
-           'completion_mask_after_eos', 'sample_categorical', 'sample', 'sft_texts', 'lm_perplexity', 'train_sft',
-           'sft_policy_path', 'load_sft_policy']
+__all__ = ['SFT_FIELDS', 'ensure_pad_token', 'prepare_tokenizer', 'load_tokenizer', 'load_policy', 'small_gpt2', 'Samples',
+           'completion_mask_after_eos', 'position_ids_from_mask', 'sample_categorical', 'sample', 'sft_texts',
+           'lm_perplexity', 'train_sft', 'sft_policy_path', 'load_sft_policy']
 
 # %% ../nbs/02_models.ipynb #0a779086
+def ensure_pad_token(tok):
+    "Give `tok` a pad token (its EOS) if it has none; refuse a tokenizer with neither."
+    if tok.pad_token is None:
+        if tok.eos_token is None: raise ValueError(f"tokenizer {tok.name_or_path!r} has neither a pad nor an EOS token")
+        tok.pad_token = tok.eos_token
+    return tok
+
 def prepare_tokenizer(tok):
     "Left padding and a pad token (EOS when the tokenizer has none): ready for batched generation."
-    if tok.pad_token is None: tok.pad_token = tok.eos_token
+    ensure_pad_token(tok)
     tok.padding_side = 'left'
     return tok
 
@@ -81,6 +88,10 @@ def completion_mask_after_eos(completion_ids:torch.Tensor, eos_id:int) -> torch.
     eos_before = is_eos.cumsum(-1) - is_eos   # EOS tokens strictly before each position
     return (eos_before == 0).long()
 
+def position_ids_from_mask(attention_mask:torch.Tensor) -> torch.Tensor:
+    "Positions that skip left padding: the count of real tokens before each one."
+    return (attention_mask.cumsum(-1) - 1).clamp(min=0)
+
 def sample_categorical(logits:torch.Tensor, # [B, V] unnormalised log-probabilities (-inf: banned)
                        generator:Optional[torch.Generator]=None) -> torch.Tensor:
     "One draw per row from softmax(logits) by inverse CDF (one uniform per row, float64 cumulative sums): [B] token ids."
@@ -103,7 +114,7 @@ def sample(model:PreTrainedModel, tok, prompts:Sequence[str],
     ids, am = enc['input_ids'], enc['attention_mask']
     (B, P), eos, pad = ids.shape, tok.eos_token_id, tok.pad_token_id
     mask = torch.cat([am, am.new_ones(B, max_new_tokens)], 1)
-    pos = (am.cumsum(-1) - 1).clamp(min=0)                      # positions skip the left padding
+    pos = position_ids_from_mask(am)
     cache, x, new = DynamicCache(config=model.config), ids, []
     done = torch.zeros(B, dtype=torch.bool, device=dev)
     was_training = model.training; model.eval()

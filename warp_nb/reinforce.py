@@ -13,17 +13,13 @@ from tqdm.auto import tqdm
 
 from .core import WARPConfig, derive_seed, seed_everything
 from .data import load_reviews, make_prompts
-from .models import Samples, sample
+from .models import Samples, position_ids_from_mask, sample
 
 # %% auto #0
-__all__ = ['position_ids_from_mask', 'token_logprobs', 'completion_logprobs', 'sequence_kl', 'ema_update', 'rloo_baseline',
-           'training_prompts', 'heldout_prompts', 'Reinforce', 'reinforce']
+__all__ = ['token_logprobs', 'completion_logprobs', 'sequence_kl', 'ema_update', 'rloo_baseline', 'training_prompts',
+           'heldout_prompts', 'Reinforce', 'reinforce']
 
 # %% ../nbs/04_reinforce.ipynb #c6154209
-def position_ids_from_mask(attention_mask:torch.Tensor) -> torch.Tensor:
-    "Positions that skip left padding: the count of real tokens before each one."
-    return (attention_mask.cumsum(-1) - 1).clamp(min=0)
-
 class _TokenLogProb(torch.autograd.Function):
     "log softmax(z)[y] along the last dim, without materialising the log-softmax; backward: (onehot(y) - softmax(z)) * g."
     @staticmethod

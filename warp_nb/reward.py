@@ -19,6 +19,7 @@ from transformers.trainer_callback import PrinterCallback
 from .core import (WARPConfig, artefact_threads, torch_threads, quiet_transformers, atomic_write_text, cached_artifact, derive_seed, from_hub_or_path, get_device,
                           get_dtype, seed_everything)
 from .data import clean_review, load_reviews, make_reward_pairs, tiny_gold_reward, tiny_tokenizer
+from .models import ensure_pad_token
 
 # %% auto #0
 __all__ = ['POSITIVE_NAMES', 'GENERIC_LABELS', 'REWARD_LABELS', 'REWARD_CACHE_VERSION', 'Reward', 'positive_label_index',
@@ -116,9 +117,7 @@ def from_model(cls:Reward,
     "A reward read from a sequence classifier: its one logit, or its positive label."
     if read not in ('log_odds', 'logit'): raise ValueError(f"read must be 'log_odds' or 'logit', got {read!r}")
     pos = positive_label_index(model.config, positive_label)
-    if tokenizer.pad_token is None:
-        if tokenizer.eos_token is None: raise ValueError("the reward model's tokenizer has neither a pad nor an EOS token")
-        tokenizer.pad_token = tokenizer.eos_token
+    ensure_pad_token(tokenizer)
     if model.config.pad_token_id is None: model.config.pad_token_id = tokenizer.pad_token_id
     dev = next(model.parameters()).device if device is None else device if isinstance(device, torch.device) else get_device(device)
     model = model.to(dev).eval()
@@ -147,9 +146,7 @@ def from_pretrained(cls:Reward,
 def prepare_reward_tokenizer(tok, # a tokenizer
                              max_length:int): # tokens per text, special tokens included
     "Right padding and truncation at `max_length`; a pad token (EOS) if missing."
-    if tok.pad_token is None:
-        if tok.eos_token is None: raise ValueError(f"tokenizer {tok.name_or_path!r} has neither a pad nor an EOS token")
-        tok.pad_token = tok.eos_token
+    ensure_pad_token(tok)
     tok.padding_side, tok.truncation_side, tok.model_max_length = 'right', 'right', max_length
     return tok
 

@@ -21,8 +21,8 @@ from .merge import slerp, lerp, liti
 
 # %% auto #0
 __all__ = ['RESUME_IGNORED', 'ConfigMismatch', 'prepare_run_dir', 'iter_dir', 'run_dir', 'params', 'save_tensors', 'with_params',
-           'save_policy', 'load_params', 'write_metrics', 'read_metrics', 'Procs', 'train_run', 'merge_runs',
-           'run_warp', 'load_warp_policy']
+           'save_policy', 'load_params', 'warp_theta', 'write_metrics', 'read_metrics', 'Procs', 'train_run',
+           'merge_runs', 'run_warp', 'load_warp_policy']
 
 # %% ../nbs/06_warp.ipynb #8811e369
 RESUME_IGNORED = ('out_dir',)  # fields that may differ when a run directory is resumed
@@ -80,6 +80,13 @@ def load_params(path, like:dict, device) -> dict:
     missing = [n for n in like if n not in saved]
     if missing: raise ValueError(f"{path} lacks parameter {missing[0]!r}")
     return {n: saved[n].to(device) for n in like}
+
+def warp_theta(out, i:int, like:dict) -> dict:
+    "θ_slerp^i of a run directory: the parameters named in `like`, on the device of `like`'s tensors."
+    f = iter_dir(out, i)/'slerp.safetensors'
+    if not f.exists(): raise FileNotFoundError(f"{f} is missing: iteration {i} of this run is not finished")
+    dev = next(iter(like.values())).device
+    return {n: t.to(dev) for n, t in load_file(str(f)).items() if n in like}
 
 def write_metrics(out:Path, lines:list[dict]):
     "Rewrite `metrics.jsonl` (atomically) from the per-run histories."
@@ -194,7 +201,6 @@ def run_warp(cfg:WARPConfig, # every setting; `cfg.out_dir` is the run directory
         idir = iter_dir(out, i)
         done = (idir/'slerp.safetensors').exists() and (idir/'init'/'config.json').exists()
         if done:
-            theta_slerp = load_file(str(idir/'slerp.safetensors'))
             with_params(policy, load_params(idir/'init', init, procs.device))
             all_lines += [json.loads(l) for m in range(1, cfg.M + 1) for l in (run_dir(out, i, m)/'metrics.jsonl').read_text().splitlines()]
             continue
@@ -221,7 +227,7 @@ def run_warp(cfg:WARPConfig, # every setting; `cfg.out_dir` is the run directory
         del gathered, new_init
         procs.barrier()
     if procs.main and not (out/'final'/'config.json').exists():
-        save_policy(policy, tok, {n: t.to(procs.device) for n, t in load_file(str(iter_dir(out, cfg.I)/'slerp.safetensors')).items()}, out/'final')
+        save_policy(policy, tok, warp_theta(out, cfg.I, init), out/'final')
     procs.barrier()
     procs.close()
     return out
