@@ -23,9 +23,11 @@ def cell_text(cell) -> str:
     if texts: out += '\n\n```\n' + '\n'.join(texts) + '\n```'
     return out
 
+IMAGE = re.compile(r'(!\[[^\]]*\]\()(?!https?://|/)([^)]+\))')
+
 def render() -> str:
     nb = json.loads((root/'nbs'/'index.ipynb').read_text())
-    parts = [t for t in map(cell_text, nb['cells']) if t]
+    parts = [IMAGE.sub(r'\1nbs/\2', t) for t in map(cell_text, nb['cells']) if t]   # images: relative to nbs/ in the notebook
     return '<!-- Generated from nbs/index.ipynb by .ci/readme.py: edit the notebook, not this file. -->\n\n' + '\n\n'.join(parts) + '\n'
 
 if __name__ == '__main__':
