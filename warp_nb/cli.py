@@ -4,97 +4,153 @@
 
 # %% ../nbs/09_cli.ipynb #c1eb7644
 from __future__ import annotations
-import argparse, json, os, sys
+import argparse, ast, importlib.util, io, json, os, sys, tokenize
+from contextlib import nullcontext
+from functools import lru_cache
 from pathlib import Path
-from typing import Optional
+from typing import Callable, Optional
 
-from fastcore.docments import docments
-
-from .core import WARPConfig, PRESETS, get_preset
-from .models import sft_policy_path
-from .reward import reward_model_path
-from .warp import run_warp, prepare_run_dir
-from .evaluate import evaluate_run, summary_table
+from fastcore.basics import AttrDict
+from fastcore.script import Param, anno_parser
 
 # %% auto #0
-__all__ = ['config_parser', 'config_from_args', 'run_cli', 'warp_train', 'warp_sft', 'warp_reward', 'warp_eval']
+__all__ = ['config_fields', 'preset_names', 'none_or_float', 'none_or_str', 'field_param', 'config_parser', 'config_from_args',
+           'run_cli', 'warp_train', 'warp_sft', 'warp_reward', 'warp_eval']
+
+# %% ../nbs/09_cli.ipynb #5f8b3c6e
+@lru_cache(None)
+def _core_source() -> tuple[str, ast.Module]:
+    "The source of `warp_nb.core` and its syntax tree, read without importing it."
+    src = Path(importlib.util.find_spec('warp_nb.core').origin).read_text()
+    return src, ast.parse(src)
+
+def config_fields() -> dict:
+    "`WARPConfig`'s fields as docments (`anno`, `default`, `docment`), read from the source of `warp_nb.core` without importing torch."
+    src, tree = _core_source()
+    comments = {t.start[0]: t.string.lstrip('#').strip() for t in tokenize.generate_tokens(io.StringIO(src).readline) if t.type == tokenize.COMMENT}
+    cls = next(n for n in tree.body if isinstance(n, ast.ClassDef) and n.name == 'WARPConfig')
+    return {a.target.id: AttrDict(anno=ast.unparse(a.annotation), default=ast.literal_eval(a.value), docment=comments.get(a.lineno))
+            for a in cls.body if isinstance(a, ast.AnnAssign)}
+
+def preset_names() -> list[str]:
+    "The names of `PRESETS`, read like `config_fields`."
+    tree = _core_source()[1]
+    node = next(n for n in tree.body if isinstance(n, ast.Assign) and any(getattr(t, 'id', None) == 'PRESETS' for t in n.targets))
+    return [k.value for k in node.value.keys]
 
 # %% ../nbs/09_cli.ipynb #d3bb2e8c
-def _arg_type(anno:str):
-    "argparse type and nargs for a `WARPConfig` annotation."
-    a = str(anno)
-    if 'tuple' in a: return dict(type=float, nargs='+')
-    if 'int' in a: return dict(type=int)
-    if 'float' in a: return dict(type=lambda s: None if s.lower() == 'none' else float(s))
-    return dict(type=lambda s: None if s.lower() == 'none' else s)
+def _run_options(preset:Param('the preset the other options override', str, choices=preset_names())='tiny',
+                 out:str=None, # run directory (default: the preset's out_dir, e.g. runs/tiny)
+                 overwrite:bool=False, # start afresh in a run directory that holds another run (deleted only once the new run can start)
+                 quiet:bool=False): # no progress bars
+    "The options of every command that runs a preset."
 
-def config_parser(prog:str, description:str) -> argparse.ArgumentParser:
+def none_or_float(s:str) -> Optional[float]: return None if s.lower() == 'none' else float(s)
+def none_or_str(s:str) -> Optional[str]: return None if s.lower() == 'none' else s
+
+def field_param(f:AttrDict) -> Param:
+    "The `Param` of a `WARPConfig` field (from `config_fields`): its docment as help, a type from its annotation."
+    a, help = f.anno, f"{f.docment} [WARPConfig default: {f.default}]"
+    if 'tuple' in a: return Param(help, float, nargs='+')
+    if 'int' in a: return Param(help, int)
+    return Param(help, none_or_float if 'float' in a else none_or_str)
+
+def config_parser(prog:str, # the command's name
+                  description:str) -> argparse.ArgumentParser:
     "A parser with `--preset`, `--out`, `--overwrite`, `--quiet` and one option per `WARPConfig` field."
-    p = argparse.ArgumentParser(prog=prog, description=description)
-    p.add_argument('--preset', default='tiny', choices=list(PRESETS), help='the preset the other options override')
-    p.add_argument('--out', default=None, help="run directory (default: the preset's out_dir, e.g. runs/tiny)")
-    p.add_argument('--overwrite', action='store_true', help='start afresh in a run directory that holds another run')
-    p.add_argument('--quiet', action='store_true', help='no progress bars')
-    g = p.add_argument_group('WARPConfig fields (default: the preset\'s value)')
-    for name, d in docments(WARPConfig, full=True).items():
-        if name in ('preset', 'out_dir'): continue
-        g.add_argument(f'--{name}', default=None, help=f"{d['docment']} [WARPConfig default: {d['default']}]", **_arg_type(d['anno']))
+    p = anno_parser(_run_options, prog)
+    p.description = description
+    g = p.add_argument_group("WARPConfig fields (default: the preset's value)")
+    for name, f in config_fields().items():
+        if name not in ('preset', 'out_dir'): g.add_argument(f'--{name}', **field_param(f).kwargs)
     return p
 
-def config_from_args(args:argparse.Namespace) -> WARPConfig:
+def config_from_args(args:argparse.Namespace): # -> WARPConfig
     "The preset with every option that was given applied."
-    fields = set(WARPConfig.__dataclass_fields__) - {'preset', 'out_dir'}
+    from warp_nb.core import get_preset
+    fields = set(config_fields()) - {'preset', 'out_dir'}
     over = {k: v for k, v in vars(args).items() if k in fields and v is not None}
     if args.out: over['out_dir'] = args.out
     return get_preset(args.preset, **over)
 
-def run_cli(main, argv=None) -> int:
-    "Run `main(argv)`; bad input and Ctrl-C end with one line on stderr and a non-zero exit code."
+# %% ../nbs/09_cli.ipynb #06bc6c34
+def run_cli(main:Callable, # the command, called with `args`
+            args:argparse.Namespace) -> int: # parsed options
+    "Run `main(args)`; an expected failure or Ctrl-C ends with one line on stderr and a non-zero exit code."
     try:
-        main(argv); return 0
+        main(args); return 0
     except KeyboardInterrupt:
         print('interrupted: everything saved so far is kept; run the same command again to resume', file=sys.stderr); return 130
     except (ValueError, OSError) as e:
-        print(f'error: {e}', file=sys.stderr); return 2
+        if os.environ.get('WARP_NB_TRACEBACK'): raise
+        print(f"error: {' '.join(str(e).split()) or type(e).__name__}", file=sys.stderr); return 2
 
 # %% ../nbs/09_cli.ipynb #d26b030e
-def _train(argv=None):
-    args = config_parser('warp_train', 'Run WARP end to end: SFT and reward model (cached), I×M REINFORCE runs, SLERP, LITI, evaluation, plots.').parse_args(argv)
+def _train(args):
+    from warp_nb.core import torch_threads
+    from warp_nb.warp import run_warp, locked_run_dir, run_threads
+    from warp_nb.evaluate import evaluate_run, summary_table
     cfg = config_from_args(args)
-    out = run_warp(cfg, args.overwrite, progress=not args.quiet)
-    if int(os.environ.get('RANK', 0)) != 0: return
-    summary = evaluate_run(out, progress=not args.quiet)
+    main = int(os.environ.get('RANK', 0)) == 0
+    with locked_run_dir(cfg.out_dir) if main else nullcontext():   # through the evaluation, which writes summary.json
+        out = run_warp(cfg, args.overwrite, progress=not args.quiet)
+        if not main: return
+        with torch_threads(run_threads(out)): summary = evaluate_run(out, progress=not args.quiet)
     print(summary_table(summary))
     print(f"run directory: {out}  (final policy: {out/'final'}, summary: {out/'summary.json'}, plots: {out/'plots'})")
 
-def _sft(argv=None):
-    args = config_parser('warp_sft', 'Train (or find in the cache) the SFT policy of a preset; record it in the run directory.').parse_args(argv)
+def _sft(args):
+    from warp_nb.core import atomic_write_text
+    from warp_nb.models import sft_policy_path
+    from warp_nb.warp import check_run_dir, locked_run_dir, prepare_run_dir, read_json
     cfg = config_from_args(args)
-    out = prepare_run_dir(cfg, args.overwrite)
-    path = sft_policy_path(cfg, progress=not args.quiet)
-    metrics = json.loads((Path(path)/'sft_metrics.json').read_text()) if (Path(path)/'sft_metrics.json').exists() else {}
-    (out/'sft.json').write_text(json.dumps(dict(path=str(path), **metrics), indent=2))
+    with locked_run_dir(cfg.out_dir):
+        check_run_dir(cfg, args.overwrite)
+        path = sft_policy_path(cfg, progress=not args.quiet)
+        out = prepare_run_dir(cfg, args.overwrite)
+        metrics = read_json(Path(path)/'sft_metrics.json') if (Path(path)/'sft_metrics.json').exists() else {}
+        atomic_write_text(out/'sft.json', json.dumps(dict(path=str(path), **metrics), indent=2))
     print(f"SFT policy: {path}" + (f"  (loss {metrics['final_loss']:.3f}, held-out perplexity {metrics['test_perplexity']:.2f})" if metrics else ''))
 
-def _reward(argv=None):
-    args = config_parser('warp_reward', 'Train (or find in the cache) the reward model of a preset; record it in the run directory.').parse_args(argv)
+def _reward(args):
+    from warp_nb.core import atomic_write_text
+    from warp_nb.reward import reward_model_path, load_reward
+    from warp_nb.warp import check_run_dir, locked_run_dir, prepare_run_dir
     cfg = config_from_args(args)
-    out = prepare_run_dir(cfg, args.overwrite)
-    path = reward_model_path(cfg)
-    (out/'reward.json').write_text(json.dumps(dict(path=str(path)), indent=2))
+    with locked_run_dir(cfg.out_dir):
+        check_run_dir(cfg, args.overwrite)
+        path = reward_model_path(cfg); load_reward(cfg)                # a reward model that does not load is refused here
+        out = prepare_run_dir(cfg, args.overwrite)
+        atomic_write_text(out/'reward.json', json.dumps(dict(path=str(path)), indent=2))
     print(f"reward model: {path}")
 
-def _eval(argv=None):
-    p = argparse.ArgumentParser(prog='warp_eval', description='Evaluate a finished WARP run directory on held-out prompts: summary.json and plots.')
-    p.add_argument('--out', required=True, help='the run directory')
-    p.add_argument('--etas', type=float, nargs='+', default=None, help="LITI grid (default: the run's eval_etas)")
-    p.add_argument('--quiet', action='store_true', help='no progress bars')
-    args = p.parse_args(argv)
-    if not (Path(args.out)/'config.json').exists(): raise FileNotFoundError(f"{args.out} is not a run directory (no config.json)")
-    summary = evaluate_run(args.out, args.etas, progress=not args.quiet)
+def _eval_options(out:Param('the run directory', str, required=True)=None,
+                  etas:Param("LITI grid (default: the run's eval_etas)", float, nargs='+')=None,
+                  quiet:bool=False): # no progress bars
+    "Evaluate a finished WARP run directory on held-out prompts: summary.json and plots."
+
+def _eval(args):
+    from warp_nb.core import torch_threads
+    from warp_nb.warp import locked_run_dir, read_config, run_threads
+    from warp_nb.evaluate import evaluate_run, summary_table
+    out = Path(args.out)
+    if read_config(out) is None: raise FileNotFoundError(f"{out} is not a run directory (no config.json)")
+    with locked_run_dir(out), torch_threads(run_threads(out) if (out/'run.json').exists() else None):
+        summary = evaluate_run(out, args.etas, progress=not args.quiet)
     print(summary_table(summary))
 
-def warp_train(argv=None): sys.exit(run_cli(_train, argv))
-def warp_sft(argv=None): sys.exit(run_cli(_sft, argv))
-def warp_reward(argv=None): sys.exit(run_cli(_reward, argv))
-def warp_eval(argv=None): sys.exit(run_cli(_eval, argv))
+def warp_train(argv:Optional[list]=None): # arguments (default: the command line)
+    "Run WARP end to end: SFT and reward model (cached), I×M REINFORCE runs, SLERP, LITI, evaluation, plots."
+    sys.exit(run_cli(_train, config_parser('warp_train', warp_train.__doc__).parse_args(argv)))
+
+def warp_sft(argv:Optional[list]=None): # arguments (default: the command line)
+    "Train (or find in the cache) the SFT policy of a preset; record it in the run directory."
+    sys.exit(run_cli(_sft, config_parser('warp_sft', warp_sft.__doc__).parse_args(argv)))
+
+def warp_reward(argv:Optional[list]=None): # arguments (default: the command line)
+    "Train (or find in the cache) the reward model of a preset; record it in the run directory."
+    sys.exit(run_cli(_reward, config_parser('warp_reward', warp_reward.__doc__).parse_args(argv)))
+
+def warp_eval(argv:Optional[list]=None): # arguments (default: the command line)
+    "Evaluate a finished WARP run directory on held-out prompts: summary.json and plots."
+    sys.exit(run_cli(_eval, anno_parser(_eval_options, 'warp_eval').parse_args(argv)))

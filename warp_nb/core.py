@@ -45,7 +45,7 @@ class WARPConfig:
     lam: Optional[float] = None # SLERP weight in [0, 1] for M = 2; None: 1/m at merge step m (0.5 for M = 2)
     eta: float = 0.5 # LITI step in [0, 1]: init <- (1-eta)*init + eta*merge
     merge: str = 'slerp' # 'slerp' (WARP) or 'lerp' (the ablation)
-    anchor: str = 'ema' # 'ema' (WARP) or 'sft' (classic RLHF: a frozen anchor)
+    anchor: str = 'ema' # 'ema' (WARP); 'sft' (classic RLHF: θ_sft, frozen, in every iteration); 'init' (θ_init of the current iteration, frozen)
     baseline: str = 'rloo' # variance reduction: 'none', 'moving_average' or 'rloo' (leave-one-out over k samples)
     rloo_k: int = 2 # samples per prompt for the 'rloo' baseline (batch_size must be a multiple of it)
     # --- optimisation ---
@@ -82,7 +82,7 @@ class WARPConfig:
     # --- the run ---
     seed: int = 0 # seed of everything; runs derive theirs from (seed, iteration, run)
     device: str = 'auto' # 'auto' (CUDA when present), 'cpu', 'cuda', 'cuda:1', ...
-    dtype: str = 'auto' # 'auto' (bf16 on CUDA that supports it, else float32), 'float32', 'bfloat16', 'float16'
+    dtype: str = 'auto' # compute dtype of the forward passes (autocast), not storage: weights, Adam and the anchor stay float32. 'auto' (bf16 on CUDA that supports it, else float32), 'float32', 'bfloat16', 'float16'
     out_dir: str = 'runs/warp' # run directory: config, metrics, task vectors, checkpoints, summary
     checkpoint_every: int = 25 # REINFORCE steps between checkpoints of a run (where a killed run resumes)
 
@@ -129,7 +129,7 @@ def check_field_names(d:dict):
     unknown = sorted(set(d) - known)
     if unknown: raise ValueError(f"unknown WARPConfig field(s): {', '.join(unknown)}")
 
-_CHOICES = dict(world=('tiny', 'imdb'), merge=('slerp', 'lerp'), anchor=('ema', 'sft'),
+_CHOICES = dict(world=('tiny', 'imdb'), merge=('slerp', 'lerp'), anchor=('ema', 'sft', 'init'),
                 baseline=('none', 'moving_average', 'rloo'), dtype=('auto', 'float32', 'bfloat16', 'float16'))
 
 def _need(ok:bool, name:str, rule:str, value:Any):
@@ -257,7 +257,7 @@ def get_device(pref:str='auto') -> torch.device:
     return torch.device(pref)
 
 def get_dtype(pref:str='auto', device=None) -> torch.dtype:
-    "`pref` as a dtype; 'auto' is bfloat16 on a CUDA device that supports it, float32 otherwise."
+    "The compute dtype `pref` (what `torch.autocast` runs the forward passes in; weights stay float32): 'auto' is bfloat16 on a CUDA device that supports it, float32 otherwise."
     if pref != 'auto': return getattr(torch, pref)
     device = torch.device(device or get_device())
     if device.type == 'cuda' and torch.cuda.is_bf16_supported(): return torch.bfloat16

@@ -33,6 +33,7 @@ def mean_ci(x:torch.Tensor) -> tuple[float, float]:
 @torch.no_grad()
 def evaluate_policy(policy, tok, reward:Callable, prompts:Sequence[str],
                     temperature:float, max_new_tokens:int,
+                    min_new_tokens:int=0, # EOS banned before this many new tokens (as in training)
                     ref=None, # the SFT policy, for the KL (None: no KL)
                     gold:Optional[Callable]=None, # the exact reward, where known
                     samples_per_prompt:int=1, # completions per prompt
@@ -41,7 +42,7 @@ def evaluate_policy(policy, tok, reward:Callable, prompts:Sequence[str],
     ps = [p for p in prompts for _ in range(samples_per_prompt)]
     rs, kls, golds, lens, texts = [], [], [], [], []
     for b in range(0, len(ps), batch_size):
-        s = sample(policy, tok, ps[b:b + batch_size], max_new_tokens, temperature, seed=seed + b)
+        s = sample(policy, tok, ps[b:b + batch_size], max_new_tokens, temperature, min_new_tokens, seed=seed + b)
         rs.append(reward(s.texts).float().cpu()); texts += s.texts; lens.append(s.lengths.float().cpu())
         if ref is policy: kls.append(torch.zeros(len(s.texts)))   # KL(π ‖ π) = 0: no scoring passes
         elif ref is not None:
@@ -57,12 +58,12 @@ def evaluate_policy(policy, tok, reward:Callable, prompts:Sequence[str],
 # %% ../nbs/07_evaluate.ipynb #42951e26
 def liti_front(policy, ref, tok, reward, prompts, theta_start:dict, theta_end:dict, etas:Sequence[float],
                temperature:float, max_new_tokens:int, gold=None, samples_per_prompt:int=1,
-               seed:int=0, progress:bool=True) -> list[dict]:
+               seed:int=0, progress:bool=True, min_new_tokens:int=0) -> list[dict]:
     "Evaluate (1 − η)·θ_start + η·θ_end for each η (in `policy`, overwritten) against `ref`."
     front = []
     for eta in tqdm(etas, desc='LITI front', disable=not progress, leave=False):
         with_params(policy, liti(theta_start, theta_end, float(eta)))
-        r = evaluate_policy(policy, tok, reward, prompts, temperature, max_new_tokens, ref, gold,
+        r = evaluate_policy(policy, tok, reward, prompts, temperature, max_new_tokens, min_new_tokens, ref, gold,
                             samples_per_prompt, seed=seed)
         front.append(dict(eta=float(eta), **r))
     return front
@@ -136,7 +137,7 @@ def evaluate_run(out, # a WARP run directory
     policy = copy.deepcopy(ref)                      # the policy whose weights walk the LITI path
     reward, gold = load_reward(cfg), gold_reward(cfg)
     prompts = heldout_prompts(cfg, tok)
-    kw = dict(temperature=cfg.temperature, max_new_tokens=cfg.max_new_tokens, gold=gold, seed=cfg.seed)
+    kw = dict(temperature=cfg.temperature, max_new_tokens=cfg.max_new_tokens, min_new_tokens=cfg.min_new_tokens, gold=gold, seed=cfg.seed)
     sft = evaluate_policy(ref, tok, reward, prompts, ref=ref, **kw)
     theta_sft = params(ref)                          # read, never written: `policy` is the copy that moves
     theta_slerp = warp_theta(out, cfg.I, theta_sft)

@@ -67,7 +67,7 @@ def evaluate_theta(world:World, theta:Optional[dict]=None, # parameters by name;
     "Held-out reward, KL to SFT and gold reward (95% intervals) of the policy with weights `theta`."
     pol = world.ref if theta is None else with_params(world.scratch, theta)
     r = evaluate_policy(pol, world.tok, world.reward, world.eval_prompts, world.cfg.temperature, world.cfg.max_new_tokens,
-                        ref=world.ref, gold=world.gold, samples_per_prompt=world.samples_per_prompt,
+                        world.cfg.min_new_tokens, ref=world.ref, gold=world.gold, samples_per_prompt=world.samples_per_prompt,
                         batch_size=world.eval_batch_size, seed=world.eval_seed, keep=keep)
     return {**labels, **r}
 
@@ -219,7 +219,7 @@ def train_runs(world:World, cfg:WARPConfig, init:dict, # the runs' starting weig
         key = run_key(cfg, i, m, init) if cache is not None else None
         if key is None or key not in cache:
             r = Reinforce(with_params(world.scratch, init), world.tok, world.reward, world.train_prompts, cfg,
-                          derive_seed(cfg.seed, i, m), world.gold)
+                          derive_seed(cfg.seed, i, m), world.gold, ref=world.ref)     # anchor='sft': θ_sft in every iteration
             hist = [dict(iteration=i, run=m, **h) for h in r.run(cfg.T, progress)]
             res = ({n: p.detach().clone() for n, p in params(r.policy).items()}, hist)
             if key is None: out.append(res); continue

@@ -4,7 +4,7 @@
 
 # %% ../nbs/02_models.ipynb #2729e05d
 from __future__ import annotations
-import json, math, time
+import contextlib, inspect, json, math, time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional, Sequence
@@ -18,9 +18,10 @@ from .core import WARPConfig, artefact_threads, torch_threads, quiet_transformer
 from .data import clean_review, load_reviews, tiny_tokenizer
 
 # %% auto #0
-__all__ = ['SFT_FIELDS', 'ensure_pad_token', 'prepare_tokenizer', 'load_tokenizer', 'load_policy', 'small_gpt2', 'Samples',
-           'completion_mask_after_eos', 'position_ids_from_mask', 'sample_categorical', 'sample', 'sft_texts',
-           'lm_perplexity', 'train_sft', 'sft_policy_path', 'load_sft_policy']
+__all__ = ['SFT_FIELDS', 'ensure_pad_token', 'prepare_tokenizer', 'load_tokenizer', 'load_policy', 'small_gpt2',
+           'compute_autocast', 'context_length', 'check_context', 'Samples', 'completion_mask_after_eos',
+           'position_ids_from_mask', 'sample_categorical', 'cache_kwarg', 'sample', 'sft_texts', 'lm_perplexity',
+           'train_sft', 'sft_policy_path', 'load_sft_policy']
 
 # %% ../nbs/02_models.ipynb #0a779086
 def ensure_pad_token(tok):
@@ -44,11 +45,11 @@ def load_tokenizer(name:Optional[str], # Hub id or path; None: the tiny world's 
 
 def load_policy(name:str, # Hub id or local path of a causal LM
                 device:str='auto', # 'auto', 'cpu', 'cuda', ...
-                dtype:str='auto', # 'auto', 'float32', 'bfloat16', 'float16'
+                dtype:str='float32', # storage dtype of the weights: float32 for training (master weights); a half dtype for inference only
                 tokenizer:Optional[str]=None): # tokenizer id or path (default: the policy's own)
     "(model, tokenizer): the policy in eval mode on `device`, and its prepared tokenizer."
     dev = get_device(device)
-    with quiet_transformers(): model = from_hub_or_path(AutoModelForCausalLM.from_pretrained, name, 'policy', dtype=get_dtype(dtype, dev))
+    with quiet_transformers(): model = from_hub_or_path(AutoModelForCausalLM.from_pretrained, name, 'policy', dtype=getattr(torch, dtype))
     tok = load_tokenizer(tokenizer or name)
     model.generation_config.pad_token_id = tok.pad_token_id
     return model.to(dev).eval(), tok
@@ -66,6 +67,27 @@ def small_gpt2(tok, # the tokenizer it will use (vocabulary size, EOS)
     model.generation_config.pad_token_id = tok.pad_token_id
     return model
 
+# %% ../nbs/02_models.ipynb #3b0ad6ae
+def compute_autocast(device, # where the forward passes run
+                     dtype:torch.dtype): # the compute dtype (`get_dtype(cfg.dtype, device)`); float32 turns autocast off
+    "`torch.autocast` in `dtype` on `device`'s type; an empty context for float32 (no arithmetic changes)."
+    if dtype == torch.float32: return contextlib.nullcontext()
+    return torch.autocast(torch.device(device).type, dtype=dtype)
+
+# %% ../nbs/02_models.ipynb #12d11238
+def context_length(model) -> Optional[int]:
+    "The longest sequence `model` takes: its config's `n_positions` or `max_position_embeddings` (None if it has neither)."
+    return next((n for n in (getattr(model.config, k, None) for k in ('n_positions', 'max_position_embeddings')) if n), None)
+
+def check_context(model, # the policy
+                  prompt_max_tokens:int, # the longest prompt, in policy tokens
+                  max_new_tokens:int): # new tokens per completion
+    "Refuse, in one line, prompts + completions longer than the policy's context."
+    n = context_length(model)
+    if n is not None and prompt_max_tokens + max_new_tokens > n:
+        raise ValueError(f"prompt_max_tokens ({prompt_max_tokens}) + max_new_tokens ({max_new_tokens}) = {prompt_max_tokens + max_new_tokens} "
+                         f"exceeds the policy's context of {n} tokens: use shorter prompts or completions")
+
 # %% ../nbs/02_models.ipynb #f97fdd2a
 @dataclass
 class Samples:
@@ -76,6 +98,9 @@ class Samples:
     prompt_len: int # P, the padded prompt length
     prompts: list # the prompts, as given
     texts: list # decoded prompt + completion (what a reward model scores)
+    eos_id: Optional[int] = None # the EOS token the sampler stopped at
+    min_new_tokens: int = 0 # EOS was banned before this many new tokens: scoring bans it too
+    logprobs: Optional[torch.Tensor] = None # [B, C] the sampler's log-probs of its draws (0 after the first EOS), when kept
 
     @property
     def completion_ids(self) -> torch.Tensor: return self.input_ids[:, self.prompt_len:]
@@ -100,12 +125,22 @@ def sample_categorical(logits:torch.Tensor, # [B, V] unnormalised log-probabilit
     # side='right': the first index whose cumulative sum exceeds u, so a token of probability 0 is never drawn
     return torch.searchsorted(cdf, u, right=True).squeeze(-1).clamp_(max=logits.shape[-1] - 1)
 
+_CACHE_KWARG = {}
+
+def cache_kwarg(model) -> str:
+    "The name under which `model`'s forward takes the KV cache: `cache` (transformers >= 5.24), else `past_key_values`."
+    cls = type(model)
+    if cls not in _CACHE_KWARG:
+        _CACHE_KWARG[cls] = 'cache' if 'cache' in inspect.signature(model.forward).parameters else 'past_key_values'
+    return _CACHE_KWARG[cls]
+
 @torch.no_grad()
 def sample(model:PreTrainedModel, tok, prompts:Sequence[str],
            max_new_tokens:int=24, # new tokens per completion
            temperature:float=1.0, # sampling temperature
            min_new_tokens:int=0, # EOS forbidden before this many new tokens
-           seed:Optional[int]=None) -> Samples: # seeds torch's generator first, for reproducible samples
+           seed:Optional[int]=None, # seeds torch's generator first, for reproducible samples
+           keep_logprobs:bool=False) -> Samples: # also record the log-probs of the draws (`Samples.logprobs`)
     "Sample one completion per prompt, batched and KV-cached: pure sampling from softmax(logits / temperature)."
     if max_new_tokens < 1: raise ValueError(f"max_new_tokens must be >= 1, got {max_new_tokens}")
     if seed is not None: torch.manual_seed(seed)
@@ -115,16 +150,17 @@ def sample(model:PreTrainedModel, tok, prompts:Sequence[str],
     (B, P), eos, pad = ids.shape, tok.eos_token_id, tok.pad_token_id
     mask = torch.cat([am, am.new_ones(B, max_new_tokens)], 1)
     pos = position_ids_from_mask(am)
-    cache, x, new = DynamicCache(config=model.config), ids, []
+    cache, x, new, lps = DynamicCache(config=model.config), ids, [], []
+    kv = {cache_kwarg(model): cache}
     done = torch.zeros(B, dtype=torch.bool, device=dev)
     was_training = model.training; model.eval()
     try:
         for t in range(max_new_tokens):
-            out = model(input_ids=x, attention_mask=mask[:, :P + t], position_ids=pos, past_key_values=cache,
-                        use_cache=True, logits_to_keep=1)
+            out = model(input_ids=x, attention_mask=mask[:, :P + t], position_ids=pos, use_cache=True, logits_to_keep=1, **kv)
             logits = out.logits[:, -1].float() / temperature
             if t < min_new_tokens: logits[:, eos] = -float('inf')
             y = sample_categorical(logits).masked_fill_(done, pad)
+            if keep_logprobs: lps.append(torch.log_softmax(logits, -1).gather(-1, y[:, None]).squeeze(-1).masked_fill_(done, 0.0))
             new.append(y); done |= y == eos
             if bool(done.all()): break
             x, pos = y[:, None], pos[:, -1:] + 1
@@ -133,7 +169,8 @@ def sample(model:PreTrainedModel, tok, prompts:Sequence[str],
     cmask = completion_mask_after_eos(out[:, P:], eos)
     amask = torch.cat([am, cmask], 1)
     texts = [tok.decode(ids[m.bool()], skip_special_tokens=True) for ids, m in zip(out, amask)]
-    return Samples(out, amask, cmask, P, list(prompts), texts)
+    lp = torch.stack(lps, 1) if keep_logprobs else None
+    return Samples(out, amask, cmask, P, list(prompts), texts, eos, min_new_tokens, lp)
 
 # %% ../nbs/02_models.ipynb #41b48471
 def sft_texts(cfg:WARPConfig, split:str='train', n:Optional[int]=None) -> list[str]:
@@ -211,5 +248,7 @@ def sft_policy_path(cfg:WARPConfig, progress:bool=True) -> Path:
     with torch_threads(artefact_threads(cfg)): return cached_artifact(key, lambda d: train_sft(cfg, d, progress))
 
 def load_sft_policy(cfg:WARPConfig, progress:bool=True):
-    "(model, tokenizer) of the SFT policy of `cfg`, trained and cached first if need be."
-    return load_policy(str(sft_policy_path(cfg, progress)), cfg.device, cfg.dtype, cfg.tokenizer if cfg.policy else None)
+    "(model, tokenizer) of the SFT policy of `cfg` in float32 (master weights), trained and cached first if need be; refused if `cfg`'s prompts and completions do not fit its context."
+    model, tok = load_policy(str(sft_policy_path(cfg, progress)), cfg.device, 'float32', cfg.tokenizer if cfg.policy else None)
+    check_context(model, cfg.prompt_max_tokens, cfg.max_new_tokens)
+    return model, tok

@@ -11,9 +11,9 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
-from .core import WARPConfig, derive_seed, seed_everything
+from .core import WARPConfig, derive_seed, get_dtype, seed_everything
 from .data import load_reviews, make_prompts
-from .models import Samples, position_ids_from_mask, sample
+from .models import Samples, check_context, compute_autocast, position_ids_from_mask, sample
 
 # %% auto #0
 __all__ = ['token_logprobs', 'completion_logprobs', 'sequence_kl', 'ema_update', 'rloo_baseline', 'training_prompts',
@@ -43,14 +43,17 @@ def token_logprobs(z:torch.Tensor, # [..., V] logits (already divided by the tem
 
 def completion_logprobs(model, # policy or anchor (put in eval mode: no dropout)
                         samples:Samples, # from `sample`
-                        temperature:float) -> torch.Tensor: # the sampling temperature
-    "Per-token log-probs [B, C] of the completions under `model` at `temperature` (0 after the first EOS)."
+                        temperature:float, # the sampling temperature
+                        min_new_tokens:Optional[int]=None) -> torch.Tensor: # EOS banned before this many tokens (default: as sampled)
+    "Per-token log-probs [B, C] of the completions under `model` at `temperature` (0 after the first EOS), EOS banned where the sampler banned it."
     model.eval()
     ids, am, P = samples.input_ids, samples.attention_mask, samples.prompt_len
     C = ids.shape[1] - P
     logits = model(input_ids=ids, attention_mask=am, position_ids=position_ids_from_mask(am), use_cache=False,
                    logits_to_keep=C + 1).logits                              # positions P-1 .. P+C-1
     z = logits.float().div_(temperature)[:, :-1]                            # predictions of the completion tokens
+    n = min(C, samples.min_new_tokens if min_new_tokens is None else min_new_tokens)
+    if n > 0: z[:, :n, samples.eos_id] = -float('inf')                       # the renormalised distribution q the sampler drew from
     return token_logprobs(z, ids[:, P:]) * samples.completion_mask
 
 # %% ../nbs/04_reinforce.ipynb #fadfce62
@@ -88,23 +91,40 @@ def heldout_prompts(cfg:WARPConfig, tok, n:Optional[int]=None) -> list[str]:
 def _sync(dev):
     if dev.type == 'cuda': torch.cuda.synchronize(dev)
 
+def _load_anchor(anchor:torch.nn.Module, ref) -> torch.nn.Module:
+    "Copy the parameters of `ref` (a model, or its parameters by name) into `anchor`, in `anchor`'s float32."
+    theta = dict(ref.named_parameters()) if isinstance(ref, torch.nn.Module) else ref
+    names = [n for n, _ in anchor.named_parameters()]
+    missing = next((n for n in names if n not in theta), None)
+    if missing is not None: raise ValueError(f"the reference weights lack parameter {missing!r} of the policy")
+    bad = next((n for n, a in anchor.named_parameters() if theta[n].shape != a.shape), None)
+    if bad is not None: raise ValueError(f"the reference weights' {bad!r} has shape {tuple(theta[bad].shape)}, the policy's {tuple(dict(anchor.named_parameters())[bad].shape)}")
+    with torch.no_grad():
+        for n, a in anchor.named_parameters(): a.copy_(theta[n])
+    return anchor
+
 class Reinforce:
-    "One REINFORCE run from the given policy weights (copied: the caller's model is left as it is)."
+    "One REINFORCE run from the given policy weights (copied to float32 master weights: the caller's model is left as it is)."
     def __init__(self, policy, # starting policy (θ_init); copied
                  tok, # its tokenizer (left padding)
                  reward:Callable[[list], torch.Tensor], # texts -> rewards [B]
                  prompts:Sequence[str], # training prompt pool
-                 cfg:WARPConfig, # batch_size, beta, mu, anchor, baseline, lr, warmup_steps, max_grad_norm, temperature, ...
+                 cfg:WARPConfig, # batch_size, beta, mu, anchor, baseline, lr, warmup_steps, max_grad_norm, temperature, dtype, ...
                  seed:int, # the run's seed: prompt order and samples
-                 gold:Optional[Callable[[list], torch.Tensor]]=None): # a second reward to log (e.g. the tiny world's gold)
+                 gold:Optional[Callable[[list], torch.Tensor]]=None, # a second reward to log (e.g. the tiny world's gold)
+                 ref=None): # θ_sft (a model or its parameters by name), the frozen anchor of anchor='sft'; None: the starting policy
         self.cfg, self.tok, self.reward, self.gold, self.seed = cfg, tok, reward, gold, seed
         self.prompts = list(prompts)
         self.k = cfg.rloo_k if cfg.baseline == 'rloo' else 1
         if cfg.batch_size // self.k > len(self.prompts): raise ValueError(f"need at least {cfg.batch_size // self.k} prompts, got {len(self.prompts)}")
-        self.policy = copy.deepcopy(policy).eval()
+        check_context(policy, cfg.prompt_max_tokens, cfg.max_new_tokens)
+        self.policy = copy.deepcopy(policy).float().eval()                   # master weights: float32 whatever the given dtype
         for p in self.policy.parameters(): p.requires_grad_(True)
-        self.anchor = copy.deepcopy(policy).eval().requires_grad_(False)
+        self.anchor = copy.deepcopy(self.policy).requires_grad_(False)       # float32 too: the EMA is exact to float32 rounding
+        if cfg.anchor == 'sft' and ref is not None: _load_anchor(self.anchor, ref)
         self.dev = next(self.policy.parameters()).device
+        self.amp = get_dtype(cfg.dtype, self.dev)                            # the compute dtype of the forward passes
+        self.scaler = torch.amp.GradScaler(self.dev.type, enabled=self.amp == torch.float16)
         self.opt = torch.optim.Adam(self.policy.parameters(), lr=cfg.lr)
         warm = cfg.warmup_steps
         self.sched = torch.optim.lr_scheduler.LambdaLR(self.opt, lambda s: min(1.0, (s + 1) / warm) if warm else 1.0)
@@ -134,24 +154,26 @@ class Reinforce:
         c, t, times = self.cfg, self.step_idx, {}
         def tick(name, t0): _sync(self.dev); times[name] = time.perf_counter() - t0; return time.perf_counter()
         t0 = start = time.perf_counter()
-        s = sample(self.policy, self.tok, self.batch_prompts(t), c.max_new_tokens, c.temperature, c.min_new_tokens,
-                   seed=derive_seed(self.seed, 1_000_003, t))
+        amp = lambda: compute_autocast(self.dev, self.amp)
+        with amp(): s = sample(self.policy, self.tok, self.batch_prompts(t), c.max_new_tokens, c.temperature, c.min_new_tokens,
+                               seed=derive_seed(self.seed, 1_000_003, t))
         t0 = tick('t_generate', t0)
-        r = self.reward(s.texts).to(self.dev).float()
+        with amp(): r = self.reward(s.texts).to(self.dev).float()
         t0 = tick('t_reward', t0)
-        with torch.no_grad(): lp_anchor = completion_logprobs(self.anchor, s, c.temperature)
+        with torch.no_grad(), amp(): lp_anchor = completion_logprobs(self.anchor, s, c.temperature)
         t0 = tick('t_anchor', t0)
-        lp = completion_logprobs(self.policy, s, c.temperature)
+        with amp(): lp = completion_logprobs(self.policy, s, c.temperature)
         kl = sequence_kl(lp.detach(), lp_anchor)
         r_beta = r - c.beta * kl
         adv = self.advantages(r_beta)
         loss = -(adv.detach() * lp.sum(-1)).mean()
         self.opt.zero_grad(set_to_none=True)
-        loss.backward()
+        self.scaler.scale(loss).backward()                                   # the backward runs outside autocast; float32 gradients
+        self.scaler.unscale_(self.opt)
         grad_norm = torch.nn.utils.clip_grad_norm_(self.policy.parameters(), c.max_grad_norm).item()
         t0 = tick('t_policy', t0)
         lr = self.sched.get_last_lr()[0]
-        self.opt.step(); self.sched.step()
+        self.scaler.step(self.opt); self.scaler.update(); self.sched.step()
         t0 = tick('t_optim', t0)
         if c.anchor == 'ema': ema_update(self.anchor, self.policy, c.mu)
         t0 = tick('t_ema', t0)
@@ -175,11 +197,12 @@ class Reinforce:
     def state_dict(self) -> dict:
         "Everything needed to resume: weights, anchor, optimizer, scheduler, baseline and step."
         return dict(policy=self.policy.state_dict(), anchor=self.anchor.state_dict(), opt=self.opt.state_dict(),
-                    sched=self.sched.state_dict(), step=self.step_idx, ma_baseline=self.ma_baseline)
+                    sched=self.sched.state_dict(), scaler=self.scaler.state_dict(), step=self.step_idx, ma_baseline=self.ma_baseline)
 
     def load_state_dict(self, sd:dict):
         self.policy.load_state_dict(sd['policy']); self.anchor.load_state_dict(sd['anchor'])
         self.opt.load_state_dict(sd['opt']); self.sched.load_state_dict(sd['sched'])
+        if sd.get('scaler'): self.scaler.load_state_dict(sd['scaler'])
         self.step_idx, self.ma_baseline = sd['step'], sd['ma_baseline']
 
     def release(self) -> torch.nn.Module:
@@ -188,8 +211,8 @@ class Reinforce:
         self.policy.zero_grad(set_to_none=True)
         return self.policy
 
-def reinforce(policy, tok, reward, prompts, cfg:WARPConfig, seed:int, T:Optional[int]=None, gold=None, progress:bool=True):
+def reinforce(policy, tok, reward, prompts, cfg:WARPConfig, seed:int, T:Optional[int]=None, gold=None, progress:bool=True, ref=None):
     "Run `T` (default `cfg.T`) REINFORCE steps from `policy`'s weights; return (final state dict, per-step history)."
-    run = Reinforce(policy, tok, reward, prompts, cfg, seed, gold)
+    run = Reinforce(policy, tok, reward, prompts, cfg, seed, gold, ref)
     hist = run.run(T or cfg.T, progress)
     return run.policy.state_dict(), hist

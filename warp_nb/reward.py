@@ -4,7 +4,7 @@
 
 # %% ../nbs/03_reward.ipynb #26d0620d
 from __future__ import annotations
-import json, math, random, tempfile, time
+import json, math, random, re, tempfile, time
 from pathlib import Path
 from typing import Callable, Optional, Sequence, Union
 
@@ -22,10 +22,11 @@ from .data import clean_review, load_reviews, make_reward_pairs, tiny_gold_rewar
 from .models import ensure_pad_token
 
 # %% auto #0
-__all__ = ['POSITIVE_NAMES', 'GENERIC_LABELS', 'REWARD_LABELS', 'REWARD_CACHE_VERSION', 'Reward', 'positive_label_index',
-           'prepare_reward_tokenizer', 'reward_tokenizer', 'build_reward_model', 'bt_loss', 'PairCollator',
-           'BradleyTerryTrainer', 'center_reward', 'sample_reviews', 'evaluate_reward', 'plot_rewards',
-           'train_reward_model', 'reward_fields', 'reward_model_path', 'load_reward', 'gold_reward']
+__all__ = ['POSITIVE_NAMES', 'NEGATING_WORDS', 'GENERIC_LABELS', 'REWARD_LABELS', 'REWARD_CACHE_VERSION', 'Reward',
+           'is_positive_label', 'positive_label_indices', 'prepare_reward_tokenizer', 'reward_tokenizer',
+           'build_reward_model', 'bt_loss', 'PairCollator', 'BradleyTerryTrainer', 'center_reward', 'sample_reviews',
+           'evaluate_reward', 'plot_rewards', 'train_reward_model', 'reward_fields', 'reward_model_path', 'load_reward',
+           'gold_reward']
 
 # %% ../nbs/03_reward.ipynb #1a45b225
 def _as_rewards(x, n:int, name:str) -> torch.Tensor:
@@ -42,7 +43,7 @@ class Reward:
                  kind:str='callable'): # 'callable', 'one-logit' or 'classifier'
         if not isinstance(batch_size, int) or batch_size < 1: raise ValueError(f"batch_size must be an integer >= 1, got {batch_size!r}")
         self.fn, self.name, self.batch_size, self.kind = fn, name, batch_size, kind
-        self.model = self.tokenizer = self.max_length = self.positive_index = self.device = None
+        self.model = self.tokenizer = self.max_length = self.positive_indices = self.device = None
 
     def __call__(self, texts:Sequence[str]) -> torch.Tensor:
         if isinstance(texts, str): raise ValueError("a Reward scores a list of texts, not one string: wrap it in a list")
@@ -64,27 +65,40 @@ class Reward:
         return cls(fn, name or getattr(fn, '__name__', 'reward'), batch_size, 'callable')
 
 # %% ../nbs/03_reward.ipynb #b22ccb4f
-POSITIVE_NAMES = ('positive', 'pos') # label names that mean positive (compared ignoring case and spaces)
+POSITIVE_NAMES = ('positive', 'pos') # words that make a label positive ('POSITIVE', 'very positive', 'pos'), compared ignoring case
+NEGATING_WORDS = ('negative', 'neg', 'not', 'non') # words that keep a label off the positive side ('not positive')
 GENERIC_LABELS = ('LABEL_0', 'LABEL_1') # the names transformers gives labels that were never named
 
-def positive_label_index(config, # a sequence classifier's config (`num_labels`, `id2label`)
-                         positive_label:Union[str, int, None]=None, # the label name or column that means positive
-                        ) -> Optional[int]:
-    "Column of the label that means positive; None for a one-logit reward model."
+def is_positive_label(name:str) -> bool:
+    "True for a label name that means positive: one of its words is `positive` or `pos`, and none negates it."
+    words = re.findall(r'[a-z]+', name.lower())
+    return any(w in POSITIVE_NAMES for w in words) and not any(w in NEGATING_WORDS for w in words)
+
+def _column(config, label:Union[str, int], names:list) -> int:
+    "The column of one label, given by name or index."
+    n = len(names)
+    if isinstance(label, int) and not isinstance(label, bool):
+        if 0 <= label < n: return label
+        raise ValueError(f"positive_label {label} is not a column of a {n}-label model")
+    if label in names: return names.index(label)
+    raise ValueError(f"positive_label {label!r} is not a label of the model (labels: {names})")
+
+def positive_label_indices(config, # a sequence classifier's config (`num_labels`, `id2label`)
+                           positive_label:Union[str, int, Sequence, None]=None, # the label(s), by name or column, that mean positive
+                          ) -> Optional[tuple[int, ...]]:
+    "Columns of the labels that mean positive; None for a one-logit reward model."
     n, id2label = config.num_labels, {int(k): str(v) for k, v in config.id2label.items()}
     names = [id2label.get(i, f'LABEL_{i}') for i in range(n)]
     if n == 1: return None
     if positive_label is not None:
-        if isinstance(positive_label, int) and not isinstance(positive_label, bool):
-            if 0 <= positive_label < n: return positive_label
-            raise ValueError(f"positive_label {positive_label} is not a column of a {n}-label model")
-        if positive_label in names: return names.index(positive_label)
-        raise ValueError(f"positive_label {positive_label!r} is not a label of the model (labels: {names})")
-    hits = [i for i, l in enumerate(names) if l.strip().lower() in POSITIVE_NAMES]
-    if len(hits) == 1: return hits[0]
-    if n == 2 and tuple(names) == GENERIC_LABELS: return 1
-    raise ValueError(f"cannot read a reward from a model with {n} labels {names}: it needs one logit, one label named "
-                     f"POSITIVE or POS, or positive_label= naming the positive label")
+        labels = [positive_label] if isinstance(positive_label, (str, int)) else list(positive_label)
+        cols = tuple(sorted({_column(config, l, names) for l in labels}))
+    elif n == 2 and tuple(names) == GENERIC_LABELS: cols = (1,)
+    else: cols = tuple(i for i, l in enumerate(names) if is_positive_label(l))
+    if not cols: raise ValueError(f"cannot read a reward from a model with {n} labels {names}: it needs one logit, a label "
+                                  f"whose name says positive (POSITIVE, pos, very positive, ...), or positive_label= naming it")
+    if len(cols) == n: raise ValueError(f"every label of {names} counts as positive: pass positive_label= naming the positive ones")
+    return cols
 
 # %% ../nbs/03_reward.ipynb #ee756210
 def _max_length(tokenizer, model) -> int:
@@ -94,14 +108,15 @@ def _max_length(tokenizer, model) -> int:
 
 
 @torch.no_grad()
-def _score(model, tokenizer, texts:list[str], max_length:int, pos:Optional[int], read:str, device) -> torch.Tensor:
-    "Rewards of one batch of texts (see `positive_label_index` for `pos`)."
+def _score(model, tokenizer, texts:list[str], max_length:int, pos:Optional[tuple], read:str, device) -> torch.Tensor:
+    "Rewards of one batch of texts (see `positive_label_indices` for `pos`)."
     model.eval()
     enc = tokenizer(texts, padding=True, truncation=True, max_length=max_length, return_tensors='pt').to(device)
     z = model(**enc).logits.float()
     if pos is None: return z[:, 0]
-    if read == 'logit': return z[:, pos]
-    return z[:, pos] - torch.cat([z[:, :pos], z[:, pos + 1:]], 1).logsumexp(1)
+    if read == 'logit': return z[:, pos[0]]
+    other = [j for j in range(z.shape[1]) if j not in pos]
+    return z[:, list(pos)].logsumexp(1) - z[:, other].logsumexp(1)   # log Σ_pos p − log Σ_other p
 
 # %% ../nbs/03_reward.ipynb #690539c5
 @patch(cls_method=True)
@@ -111,12 +126,13 @@ def from_model(cls:Reward,
                device:Union[str, torch.device, None]='auto', # where to score; None: where the model is
                batch_size:int=64, # texts per forward pass
                max_length:Optional[int]=None, # tokens per text (default: the tokenizer's / model's limit)
-               positive_label:Union[str, int, None]=None, # the label that means positive (see `positive_label_index`)
-               read:str='log_odds', # 'log_odds' (z_pos minus the log-sum-exp of the others) or 'logit' (z_pos)
+               positive_label:Union[str, int, Sequence, None]=None, # the label(s) that mean positive (see `positive_label_indices`)
+               read:str='log_odds', # 'log_odds' (log-sum-exp of the positive logits minus that of the others) or 'logit' (z_pos)
                name:Optional[str]=None) -> Reward:
     "A reward read from a sequence classifier: its one logit, or its positive label."
     if read not in ('log_odds', 'logit'): raise ValueError(f"read must be 'log_odds' or 'logit', got {read!r}")
-    pos = positive_label_index(model.config, positive_label)
+    pos = positive_label_indices(model.config, positive_label)
+    if read == 'logit' and pos is not None and len(pos) > 1: raise ValueError(f"read='logit' needs one positive label, the model has {len(pos)}")
     ensure_pad_token(tokenizer)
     if model.config.pad_token_id is None: model.config.pad_token_id = tokenizer.pad_token_id
     dev = next(model.parameters()).device if device is None else device if isinstance(device, torch.device) else get_device(device)
@@ -124,7 +140,7 @@ def from_model(cls:Reward,
     L = max_length or _max_length(tokenizer, model)
     r = cls(lambda texts: _score(model, tokenizer, texts, L, pos, read, dev),
             name or model.config.name_or_path or type(model).__name__, batch_size, 'one-logit' if pos is None else 'classifier')
-    r.model, r.tokenizer, r.max_length, r.positive_index, r.device = model, tokenizer, L, pos, dev
+    r.model, r.tokenizer, r.max_length, r.positive_indices, r.device = model, tokenizer, L, pos, dev
     return r
 
 @patch(cls_method=True)
@@ -133,13 +149,16 @@ def from_pretrained(cls:Reward,
                     device:str='auto', # 'auto' (CUDA when present), 'cpu', 'cuda', ...
                     batch_size:int=64, # texts per forward pass
                     max_length:Optional[int]=None, # tokens per text (default: the tokenizer's / model's limit)
-                    positive_label:Union[str, int, None]=None, # the label that means positive (see `positive_label_index`)
+                    positive_label:Union[str, int, Sequence, None]=None, # the label(s) that mean positive (see `positive_label_indices`)
                     read:str='log_odds') -> Reward: # 'log_odds' or 'logit'
-    "Load a sequence classifier and its tokenizer (Hub id or local folder) as a `Reward`."
+    "Load a trained sequence classifier and its tokenizer (Hub id or local folder) as a `Reward`; refuse one with newly initialised weights."
     name = str(name_or_path)
     with quiet_transformers():
-        model = from_hub_or_path(AutoModelForSequenceClassification.from_pretrained, name, 'reward model')
+        model, info = from_hub_or_path(AutoModelForSequenceClassification.from_pretrained, name, 'reward model', output_loading_info=True)
         tok = from_hub_or_path(AutoTokenizer.from_pretrained, name, 'reward-model tokenizer')
+    new = sorted(set(info.get('missing_keys', ())) | {k[0] if isinstance(k, tuple) else k for k in info.get('mismatched_keys', ())})
+    if new: raise ValueError(f"{name!r} is not a trained reward model: its weights lack {', '.join(new[:4])}{' ...' if len(new) > 4 else ''} "
+                             f"(newly initialised on load); give a sequence classifier with a trained head")
     return cls.from_model(model, tok, device, batch_size, max_length, positive_label, read, name=name)
 
 # %% ../nbs/03_reward.ipynb #e94865f4

@@ -4,50 +4,144 @@
 
 # %% ../nbs/06_warp.ipynb #df02814b
 from __future__ import annotations
-import json, os, time
+import json, math, os, shutil, tempfile, time
+from contextlib import contextmanager, nullcontext
 from datetime import timedelta
 from pathlib import Path
 from typing import Callable, Optional
 
 import torch
 import torch.distributed as dist
+from filelock import FileLock, Timeout
 from safetensors.torch import save_file, load_file
 
-from .core import WARPConfig, atomic_dir, atomic_write_text, derive_seed, get_device, quiet_transformers
+from .core import WARPConfig, atomic_dir, atomic_write_text, derive_seed, get_device, quiet_transformers, torch_threads
 from .models import load_sft_policy, sft_policy_path
 from .reward import load_reward, gold_reward
 from .reinforce import Reinforce, training_prompts
 from .merge import slerp, lerp, liti
 
 # %% auto #0
-__all__ = ['RESUME_IGNORED', 'ConfigMismatch', 'prepare_run_dir', 'iter_dir', 'run_dir', 'params', 'save_tensors', 'with_params',
-           'save_policy', 'load_params', 'warp_theta', 'write_metrics', 'read_metrics', 'Procs', 'train_run',
-           'merge_runs', 'run_warp', 'load_warp_policy']
+__all__ = ['RERUN', 'RESUME_IGNORED', 'RunDirError', 'ConfigMismatch', 'RunDirBusy', 'DamagedFile', 'one_line', 'run_dir_lock',
+           'locked_run_dir', 'damaged', 'read_json', 'read_jsonl', 'load_tensors', 'load_checkpoint', 'started',
+           'read_config', 'check_run_dir', 'run_threads', 'prepare_run_dir', 'iter_dir', 'run_dir', 'params',
+           'NonFiniteError', 'all_finite', 'temp_path', 'save_tensors', 'with_params', 'save_policy', 'load_params',
+           'warp_theta', 'metrics_text', 'write_metrics', 'read_metrics', 'Procs', 'finite_reward',
+           'stop_non_finite_grads', 'non_finite_msg', 'finished_run', 'train_run', 'merge_runs', 'merge_iteration',
+           'read_iteration', 'final_loads', 'check_prompts', 'run_warp']
 
-# %% ../nbs/06_warp.ipynb #8811e369
+# %% ../nbs/06_warp.ipynb #11ca8415
+class RunDirError(ValueError): "A run directory that cannot be used as it is; the message names the file and says what to do."
+class ConfigMismatch(RunDirError): "The directory holds a run with other settings."
+class RunDirBusy(RunDirError): "Another process is writing the directory."
+class DamagedFile(RunDirError): "A file that exists but cannot be read whole."
+
+def one_line(e:BaseException, limit:int=300) -> str:
+    "The message of `e` on one line (whitespace collapsed), at most `limit` characters."
+    s = ' '.join(str(e).split()) or type(e).__name__
+    return s if len(s) <= limit else s[:limit - 1] + '…'
+
+# %% ../nbs/06_warp.ipynb #53fec78c
+def run_dir_lock(out) -> FileLock:
+    "The lock of run directory `out`: `.<name>.lock` beside it, one re-entrant object per directory in a process."
+    out = Path(out).absolute()
+    return FileLock(str(out.parent/f'.{out.name}.lock'), is_singleton=True)
+
+@contextmanager
+def locked_run_dir(out): # the run directory (need not exist yet)
+    "Hold `out`'s lock for the block; refuse in one line if another process holds it."
+    out, lock = Path(out), run_dir_lock(out)
+    try:
+        Path(lock.lock_file).parent.mkdir(parents=True, exist_ok=True)
+        open(lock.lock_file, 'a').close()                               # a folder where it cannot be created fails here, not as 'in use'
+        lock.acquire(timeout=0)
+    except Timeout:
+        raise RunDirBusy(f"run directory {str(out)!r} is in use by another process (lock {lock.lock_file}): "
+                         "wait for it to finish, or use another --out") from None
+    except OSError as e: raise OSError(f"cannot create run directory {str(out)!r}: {e.strerror or one_line(e)}") from None
+    try: yield out
+    finally: lock.release()
+
+# %% ../nbs/06_warp.ipynb #c64b334a
+RERUN = 'rerun warp_train (run_warp) on this run directory to recompute it'
+
+def damaged(path, e, todo:str=RERUN) -> DamagedFile:
+    "The `DamagedFile` error of `path`, which failed to read with `e`; its `what` says so without the advice."
+    err = DamagedFile(f"{path} is damaged ({one_line(e, 120)}): {todo}")
+    err.what = f"{path} is damaged ({one_line(e, 120)})"
+    return err
+
+def read_json(path, todo:str=RERUN):
+    "The JSON in `path`, parsed; a damaged file raises `DamagedFile`."
+    try: return json.loads(Path(path).read_text())
+    except (ValueError, UnicodeDecodeError) as e: raise damaged(path, e, todo) from None
+
+def read_jsonl(path, todo:str=RERUN) -> list[dict]:
+    "The lines of a JSON-lines file, parsed; a damaged line raises `DamagedFile` naming the file and the line."
+    lines = []
+    for n, l in enumerate(Path(path).read_text().splitlines(), 1):
+        if not l.strip(): continue
+        try: lines.append(json.loads(l))
+        except ValueError as e: raise damaged(path, f"line {n}: {e}", todo) from None
+    return lines
+
+def load_tensors(path, todo:str=RERUN) -> dict:
+    "The tensors of a safetensors file, read whole; a missing file raises `FileNotFoundError`, a damaged one `DamagedFile`."
+    if not Path(path).exists(): raise FileNotFoundError(f"{path} is missing")
+    try: return load_file(str(path))
+    except Exception as e: raise damaged(path, e, todo) from None
+
+def load_checkpoint(path, device) -> dict:
+    "A `torch.save`d checkpoint, read whole; a damaged one raises `DamagedFile`."
+    try: return torch.load(path, map_location=device, weights_only=False)
+    except Exception as e: raise damaged(path, e) from None
+
+# %% ../nbs/06_warp.ipynb #020801cd
 RESUME_IGNORED = ('out_dir',)  # fields that may differ when a run directory is resumed
 
-class ConfigMismatch(ValueError): pass
+def started(out) -> bool:
+    "True once the run directory holds results (an iteration folder or `final/`)."
+    out = Path(out)
+    return out.is_dir() and ((out/'final').exists() or any(out.glob('iter_*')))
 
-def prepare_run_dir(cfg:WARPConfig, # the run's settings; `cfg.out_dir` is the directory
-                    overwrite:bool=False) -> Path: # start afresh even if the directory holds another run
-    "Create (or reopen) the run directory; refuse one that holds a run with different settings."
+def read_config(out) -> Optional[dict]:
+    "The settings saved in run directory `out` (None when it has none); a damaged `config.json` raises `DamagedFile`."
+    f = Path(out)/'config.json'
+    return read_json(f, 'restore it, or start afresh with --overwrite') if f.exists() else None
+
+def check_run_dir(cfg:WARPConfig, # the run's settings; `cfg.out_dir` is the directory
+                  overwrite:bool=False) -> Path: # the directory will be emptied first
+    "Check, writing nothing, that `cfg` can start or resume in its run directory."
     out = Path(cfg.out_dir)
-    try: out.mkdir(parents=True, exist_ok=True)
-    except OSError as e: raise OSError(f"cannot create run directory {str(out)!r}: {e.strerror}") from None
-    if not os.access(out, os.W_OK): raise PermissionError(f"run directory {str(out)!r} is not writable")
-    f = out/'config.json'
-    if f.exists() and not overwrite:
-        old = json.loads(f.read_text())
+    if out.exists() and not out.is_dir(): raise RunDirError(f"run directory {str(out)!r} is a file, not a directory")
+    base = next(p for p in [out, *out.absolute().parents] if p.exists())
+    if not os.access(base, os.W_OK):
+        raise PermissionError(f"run directory {str(out)!r} is not writable" if base == out else f"cannot create run directory {str(out)!r}: {base} is not writable")
+    old = None if overwrite else read_config(out)
+    if old is not None and started(out):
         diff = [k for k, v in cfg.to_dict().items() if k not in RESUME_IGNORED and json.loads(json.dumps(v)) != old.get(k)]
         if diff: raise ConfigMismatch(f"{out} holds a run with other settings ({', '.join(f'{k}: {old.get(k)!r} -> {getattr(cfg, k)!r}' for k in diff[:4])}); "
                                       "use another directory or --overwrite")
-    elif f.exists() and overwrite:
-        import shutil
-        for p in out.iterdir(): shutil.rmtree(p) if p.is_dir() else p.unlink()
-    cfg.save(f)
     return out
 
+def run_threads(out) -> int:
+    "The torch thread count recorded in the run directory's `run.json`."
+    return int(read_json(Path(out)/'run.json', 'restore it, or delete it to continue with this process\'s thread count')['torch_threads'])
+
+def prepare_run_dir(cfg:WARPConfig, # the run's settings; `cfg.out_dir` is the directory
+                    overwrite:bool=False) -> Path: # start afresh even if the directory holds another run
+    "Make `cfg.out_dir` the run directory of `cfg` (checked first): emptied if `overwrite`, with `config.json` and `run.json`. Call with the directory's lock held."
+    out = check_run_dir(cfg, overwrite)
+    if overwrite and out.exists():
+        for p in out.iterdir(): shutil.rmtree(p) if p.is_dir() and not p.is_symlink() else p.unlink()
+    out.mkdir(parents=True, exist_ok=True)
+    fresh = not started(out)
+    if fresh or not (out/'config.json').exists(): cfg.save(out/'config.json')
+    if fresh or not (out/'run.json').exists():
+        atomic_write_text(out/'run.json', json.dumps(dict(torch_threads=torch.get_num_threads()), indent=2))
+    return out
+
+# %% ../nbs/06_warp.ipynb #395d14df
 def iter_dir(out:Path, i:int) -> Path: return Path(out)/f'iter_{i}'
 def run_dir(out:Path, i:int, m:int) -> Path: return iter_dir(out, i)/f'run_{m}'
 
@@ -55,11 +149,22 @@ def params(model) -> dict:
     "The model's parameters by name (tied parameters once), detached: what WARP merges."
     return {n: p.detach() for n, p in model.named_parameters()}
 
+class NonFiniteError(ValueError): "A reward, loss, gradient or tensor to save that is NaN or infinite."
+
+def all_finite(d:dict) -> bool: return bool(torch.stack([torch.isfinite(t).all() for t in d.values()]).all()) if d else True
+
+def temp_path(path:Path) -> Path:
+    "A new, uniquely named empty file beside `path`, to be renamed to it."
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f'.{path.name}.', suffix='.tmp'); os.close(fd)
+    return Path(tmp)
+
 def save_tensors(d:dict, path) -> Path:
-    "Save a dict of tensors as safetensors, atomically."
+    "Save a dict of tensors as safetensors, atomically; non-finite values are refused."
     path = Path(path); path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f'.{path.name}.tmp')
-    save_file({k: v.detach().contiguous().cpu() for k, v in d.items()}, str(tmp)); os.replace(tmp, path)
+    if not all_finite(d): raise NonFiniteError(f"refusing to save non-finite values to {path}")
+    tmp = temp_path(path)
+    try: save_file({k: v.detach().contiguous().cpu() for k, v in d.items()}, str(tmp)); os.replace(tmp, path)
+    finally: tmp.unlink(missing_ok=True)
     return path
 
 @torch.no_grad()
@@ -75,10 +180,13 @@ def save_policy(model, tok, theta:dict, path) -> Path:
     return Path(path)
 
 def load_params(path, like:dict, device) -> dict:
-    "The parameters named in `like` from a `save_pretrained` folder."
-    saved = load_file(str(Path(path)/'model.safetensors'))
+    "The parameters named in `like` from a `save_pretrained` folder, whose JSON and safetensors files are all checked."
+    path = Path(path)
+    if not (path/'config.json').exists(): raise FileNotFoundError(f"{path} is not a saved policy (no config.json)")
+    for f in sorted(path.glob('*.json')): read_json(f)
+    saved = load_tensors(path/'model.safetensors')
     missing = [n for n in like if n not in saved]
-    if missing: raise ValueError(f"{path} lacks parameter {missing[0]!r}")
+    if missing: raise damaged(path/'model.safetensors', f"no parameter {missing[0]!r}")
     return {n: saved[n].to(device) for n in like}
 
 def warp_theta(out, i:int, like:dict) -> dict:
@@ -86,16 +194,18 @@ def warp_theta(out, i:int, like:dict) -> dict:
     f = iter_dir(out, i)/'slerp.safetensors'
     if not f.exists(): raise FileNotFoundError(f"{f} is missing: iteration {i} of this run is not finished")
     dev = next(iter(like.values())).device
-    return {n: t.to(dev) for n, t in load_file(str(f)).items() if n in like}
+    return {n: t.to(dev) for n, t in load_tensors(f).items() if n in like}
+
+def metrics_text(lines:list[dict]) -> str: return ''.join(json.dumps(l) + '\n' for l in lines)
 
 def write_metrics(out:Path, lines:list[dict]):
     "Rewrite `metrics.jsonl` (atomically) from the per-run histories."
-    atomic_write_text(Path(out)/'metrics.jsonl', ''.join(json.dumps(l) + '\n' for l in lines))
+    atomic_write_text(Path(out)/'metrics.jsonl', metrics_text(lines))
 
 def read_metrics(out) -> list[dict]:
-    "The step lines of a run directory's `metrics.jsonl`."
+    "The step lines of a run directory's `metrics.jsonl` (checked)."
     f = Path(out)/'metrics.jsonl'
-    return [json.loads(l) for l in f.read_text().splitlines() if l.strip()] if f.exists() else []
+    return read_jsonl(f) if f.exists() else []
 
 # %% ../nbs/06_warp.ipynb #3e75e0f5
 class Procs:
@@ -149,29 +259,71 @@ class Procs:
         return res
 
 # %% ../nbs/06_warp.ipynb #a59d83c2
+def finite_reward(reward:Callable, where:Callable[[], str]) -> Callable:
+    "`reward`, raising `NonFiniteError` (with `where()`, the step and run) on a batch with a NaN or infinite reward."
+    def checked(texts):
+        r = reward(texts)
+        ok = torch.isfinite(torch.as_tensor(r, dtype=torch.float32))
+        if not ok.all():
+            bad = torch.as_tensor(r, dtype=torch.float32)[~ok]
+            raise NonFiniteError(non_finite_msg(f"reward ({len(bad)} of {ok.numel()}, e.g. {bad[0].item()})", where()))
+        return r
+    return checked
+
+def stop_non_finite_grads(opt:torch.optim.Optimizer, where:Callable[[], str]):
+    "Make `opt` raise `NonFiniteError` (with `where()`) before a step on NaN or infinite gradients."
+    def hook(opt, args, kwargs):
+        grads = [p.grad for g in opt.param_groups for p in g['params'] if p.grad is not None]
+        if grads and not torch.stack([torch.isfinite(g).all() for g in grads]).all(): raise NonFiniteError(non_finite_msg('loss or gradient', where()))
+    opt.register_step_pre_hook(hook)
+
+def non_finite_msg(what:str, where:str) -> str:
+    "The one-line message of a run stopped by a non-finite value."
+    return (f"non-finite {what} at {where}: the run stopped there and nothing non-finite was written; "
+            "fix the cause (reward, lr, beta) and rerun to resume from the last checkpoint")
+
+def finished_run(d:Path, log:Callable) -> Optional[tuple[dict, list]]:
+    "(task vector, metric lines) of a finished run in folder `d`, or None: not finished, or damaged (logged and removed)."
+    tv_file, met_file = d/'task_vector.safetensors', d/'metrics.jsonl'
+    if not tv_file.exists(): return None
+    try: return load_tensors(tv_file), read_jsonl(met_file)
+    except (DamagedFile, FileNotFoundError) as e:
+        log(f"{getattr(e, 'what', one_line(e))}: training {d.name} of {d.parent.name} again")
+        tv_file.unlink(missing_ok=True); met_file.unlink(missing_ok=True)
+        return None
+
 def train_run(policy, tok, reward, prompts, cfg:WARPConfig, i:int, m:int, out:Path, gold=None,
-              progress:bool=True) -> tuple[dict, list]:
+              progress:bool=True, log:Callable=print) -> tuple[dict, list]:
     "Train (or resume) run m of iteration i; return its task vector and its metric lines."
     d = run_dir(out, i, m); d.mkdir(parents=True, exist_ok=True)
     tv_file, ck_file, met_file = d/'task_vector.safetensors', d/'checkpoint.pt', d/'metrics.jsonl'
-    if tv_file.exists():
-        return load_file(str(tv_file)), [json.loads(l) for l in met_file.read_text().splitlines()]
-    run = Reinforce(policy, tok, reward, prompts, cfg, seed=derive_seed(cfg.seed, i, m), gold=gold)
+    if (done := finished_run(d, log)) is not None: return done
+    where = lambda t=None: f"step {run.step_idx if t is None else t} of run {m}, iteration {i} in {out}"
+    run = Reinforce(policy, tok, finite_reward(reward, where), prompts, cfg, seed=derive_seed(cfg.seed, i, m), gold=gold,
+                    ref=load_sft_policy(cfg, progress=False)[0] if cfg.anchor == 'sft' and i > 1 else None)   # anchor='sft': θ_sft in every iteration
+    stop_non_finite_grads(run.opt, where)
     lines = []
     if ck_file.exists():
-        ck = torch.load(ck_file, map_location=run.dev, weights_only=False)
-        run.load_state_dict(ck['run']); lines = ck['lines']
+        try:
+            ck = load_checkpoint(ck_file, run.dev)
+            run.load_state_dict(ck['run']); lines = ck['lines']
+        except DamagedFile as e:
+            log(f"{e.what}: run {m} of iteration {i} restarts from its first step")
+            ck_file.unlink()
     def checkpoint():
-        tmp = ck_file.with_name('.checkpoint.pt.tmp')
-        torch.save(dict(run=run.state_dict(), lines=lines), tmp); os.replace(tmp, ck_file)
+        tmp = temp_path(ck_file)
+        try: torch.save(dict(run=run.state_dict(), lines=lines), tmp); os.replace(tmp, ck_file)
+        finally: tmp.unlink(missing_ok=True)
     def on_step(st):
+        bad = [k for k in ('reward', 'kl', 'loss', 'grad_norm') if not math.isfinite(st.get(k, 0.0))]
+        if bad: raise NonFiniteError(non_finite_msg(', '.join(f'{k} ({st[k]})' for k in bad), where(st['step'])))
         lines.append(dict(iteration=i, run=m, **st))
         if run.step_idx % cfg.checkpoint_every == 0 and run.step_idx < cfg.T: checkpoint()
     run.run(cfg.T - run.step_idx, progress, on_step)
     trained, init = run.release(), params(policy)                      # Adam's moments, gradients and anchor freed first
     with torch.no_grad(): tv = {n: p.detach().sub_(init[n]).cpu() for n, p in trained.named_parameters()}   # θ − θ_init, in place
     del run, trained
-    atomic_write_text(met_file, ''.join(json.dumps(l) + '\n' for l in lines))
+    atomic_write_text(met_file, metrics_text(lines))
     save_tensors(tv, tv_file)
     ck_file.unlink(missing_ok=True)
     return tv, lines
@@ -182,57 +334,98 @@ def merge_runs(init:dict, tvs:list, cfg:WARPConfig) -> dict:
     thetas = [{n: tv[n].to(init[n].device).add_(init[n]) for n in init} for tv in tvs]
     return (slerp if cfg.merge == 'slerp' else lerp)(init, thetas, lam=cfg.lam)
 
+def merge_iteration(policy, tok, init:dict, tvs:list, cfg:WARPConfig, out:Path, i:int) -> dict:
+    "Merge the task vectors `tvs` of iteration i: save θ_slerp^i and the next θ_init (`init/`); return the latter."
+    idir = iter_dir(out, i)
+    init_cpu = {n: t.cpu() for n, t in init.items()}
+    theta_slerp = merge_runs(init_cpu, tvs, cfg); tvs.clear()           # the runs' weights go as soon as they are merged
+    save_tensors(theta_slerp, idir/'slerp.safetensors')
+    new_init = liti(init_cpu, theta_slerp, cfg.eta); del theta_slerp, init_cpu
+    save_policy(policy, tok, new_init, idir/'init')
+    return new_init
+
+def read_iteration(out:Path, i:int, M:int, init:dict, log:Callable) -> Optional[tuple[dict, list]]:
+    "(next θ_init, metric lines) of a done iteration, every file read whole; None if one is damaged (logged)."
+    idir = iter_dir(out, i)
+    try:
+        load_tensors(idir/'slerp.safetensors')
+        theta = load_params(idir/'init', init, next(iter(init.values())).device)
+        return theta, [l for m in range(1, M + 1) for l in read_jsonl(run_dir(out, i, m)/'metrics.jsonl')]
+    except (DamagedFile, FileNotFoundError) as e:
+        log(f"{getattr(e, 'what', one_line(e))}: merging iteration {i} again"); return None
+
+def final_loads(out:Path, like:dict, log:Callable) -> bool:
+    "True when `final/` exists and loads whole; a damaged one is logged."
+    if not (Path(out)/'final'/'config.json').exists(): return False
+    try: load_params(Path(out)/'final', like, 'cpu'); return True
+    except (DamagedFile, FileNotFoundError) as e: log(f"{getattr(e, 'what', one_line(e))}: writing final/ again"); return False
+
+def check_prompts(cfg:WARPConfig, prompts:list):
+    "Refuse a prompt pool too small for one REINFORCE batch (before anything is written)."
+    need = cfg.batch_size // (cfg.rloo_k if cfg.baseline == 'rloo' else 1)
+    if len(prompts) < need: raise ValueError(f"the data gives {len(prompts)} training prompts; batch_size {cfg.batch_size} needs at least {need}")
+
 def run_warp(cfg:WARPConfig, # every setting; `cfg.out_dir` is the run directory
              overwrite:bool=False, # start afresh in a directory that holds another run
              progress:bool=True, # progress bars
              log:Callable=print) -> Path: # where the per-iteration lines go
     "Run (or resume) WARP; return the run directory, with `final/` holding θ_slerp^I."
     procs = Procs(cfg.device)
-    out = prepare_run_dir(cfg, overwrite) if procs.main else Path(cfg.out_dir)
-    procs.barrier()
-    sft_policy_path(cfg, progress and procs.main)                     # trained once (file-locked cache)
-    policy, tok = load_sft_policy(cfg, progress=False)
-    policy.to(procs.device)
-    reward, gold = load_reward(cfg), gold_reward(cfg)
-    prompts = training_prompts(cfg, tok)
-    init = params(policy)          # θ_init lives in `policy` itself: held once
-    all_lines = []
-    for i in range(1, cfg.I + 1):
-        idir = iter_dir(out, i)
-        done = (idir/'slerp.safetensors').exists() and (idir/'init'/'config.json').exists()
-        if done:
-            with_params(policy, load_params(idir/'init', init, procs.device))
-            all_lines += [json.loads(l) for m in range(1, cfg.M + 1) for l in (run_dir(out, i, m)/'metrics.jsonl').read_text().splitlines()]
-            continue
-        t0 = time.time()
-        for m in range(1, cfg.M + 1):
-            if procs.owns(m): train_run(policy, tok, reward, prompts, cfg, i, m, out, gold, progress and procs.main)
-        procs.barrier()                                                  # task vectors wait on disk, not in memory
-        gathered = procs.gather_to_main(lambda m: load_file(str(run_dir(out, i, m)/'task_vector.safetensors')), cfg.M, init)
-        if procs.main:
-            init_cpu = {n: t.cpu() for n, t in init.items()}
-            theta_slerp = merge_runs(init_cpu, gathered, cfg); gathered = None   # the runs' weights go as soon as they are merged
-            save_tensors(theta_slerp, idir/'slerp.safetensors')
-            new_init = liti(init_cpu, theta_slerp, cfg.eta); del theta_slerp, init_cpu
-            save_policy(policy, tok, new_init, idir/'init')
-            run_lines = [json.loads(l) for m in range(1, cfg.M + 1) for l in (run_dir(out, i, m)/'metrics.jsonl').read_text().splitlines()]
-            all_lines += run_lines
-            write_metrics(out, all_lines)
-            last = [l for l in run_lines if l['step'] >= cfg.T - max(1, cfg.T // 10)]
-            msg = f"iteration {i}/{cfg.I}: {cfg.M} runs × {cfg.T} steps in {time.time() - t0:.0f} s; last-10% reward {sum(l['reward'] for l in last) / len(last):.3f}, KL to anchor {sum(l['kl'] for l in last) / len(last):.3f}"
-            if 'gold' in last[0]: msg += f", gold {sum(l['gold'] for l in last) / len(last):.3f}"
-            log(msg)
-        else: new_init = {n: t.cpu() for n, t in init.items()}
-        with_params(policy, procs.broadcast(new_init))
-        del gathered, new_init
+    with locked_run_dir(cfg.out_dir) if procs.main else nullcontext():
+        if procs.main: check_run_dir(cfg, overwrite)                   # before anything is loaded, and nothing written
+        sft_policy_path(cfg, progress and procs.main)                   # trained once (file-locked cache)
+        policy, tok = load_sft_policy(cfg, progress=False)
+        policy.to(procs.device)
+        reward, gold = load_reward(cfg), gold_reward(cfg)
+        prompts = training_prompts(cfg, tok)
+        check_prompts(cfg, prompts)
+        out = prepare_run_dir(cfg, overwrite) if procs.main else Path(cfg.out_dir)   # only now is anything deleted or written
         procs.barrier()
-    if procs.main and not (out/'final'/'config.json').exists():
-        save_policy(policy, tok, warp_theta(out, cfg.I, init), out/'final')
-    procs.barrier()
+        threads = run_threads(out)
+        if procs.main and threads != torch.get_num_threads():
+            log(f"{out} was started with {threads} torch thread(s): using {threads} here too (not {torch.get_num_threads()}), so that it resumes exactly")
+        with torch_threads(threads): _iterations(procs, policy, tok, reward, gold, prompts, cfg, out, progress, log)
     procs.close()
     return out
 
-def load_warp_policy(out, which:str='final', device:str='auto'):
-    "(model, tokenizer) saved in a run directory: 'final', or 'iter_i/init'."
-    from warp_nb.models import load_policy
-    return load_policy(str(Path(out)/which), device)
+def _iterations(procs, policy, tok, reward, gold, prompts, cfg, out, progress, log):
+    "The I iterations of `run_warp` in a prepared run directory, then `final/` and `metrics.jsonl` (checked, and written again if need be)."
+    init = params(policy)          # θ_init lives in `policy` itself: held once
+    all_lines = []
+    for i in range(1, cfg.I + 1):
+        idir, t0, lines = iter_dir(out, i), time.time(), []
+        done = (idir/'slerp.safetensors').exists() and (idir/'init'/'config.json').exists()   # the same on every process
+        if done:
+            new_init = {n: t.cpu() for n, t in init.items()}
+            if procs.main:
+                found = read_iteration(out, i, cfg.M, init, log)
+                if found is not None: new_init, lines = found
+                else:                                                    # repaired by process 0 alone: the others wait in broadcast
+                    runs = [train_run(policy, tok, reward, prompts, cfg, i, m, out, gold, progress, log) for m in range(1, cfg.M + 1)]
+                    lines = [l for _, ls in runs for l in ls]
+                    new_init = merge_iteration(policy, tok, init, [tv for tv, _ in runs], cfg, out, i); del runs
+        else:
+            for m in range(1, cfg.M + 1):
+                if procs.owns(m): train_run(policy, tok, reward, prompts, cfg, i, m, out, gold, progress and procs.main, log)
+            procs.barrier()                                              # task vectors wait on disk, not in memory
+            gathered = procs.gather_to_main(lambda m: load_tensors(run_dir(out, i, m)/'task_vector.safetensors'), cfg.M, init)
+            if procs.main:
+                new_init = merge_iteration(policy, tok, init, gathered, cfg, out, i)
+                lines = [l for m in range(1, cfg.M + 1) for l in read_jsonl(run_dir(out, i, m)/'metrics.jsonl')]
+                write_metrics(out, all_lines + lines)
+                last = [l for l in lines if l['step'] >= cfg.T - max(1, cfg.T // 10)]
+                msg = f"iteration {i}/{cfg.I}: {cfg.M} runs × {cfg.T} steps in {time.time() - t0:.0f} s; last-10% reward {sum(l['reward'] for l in last) / len(last):.3f}, KL to anchor {sum(l['kl'] for l in last) / len(last):.3f}"
+                if 'gold' in last[0]: msg += f", gold {sum(l['gold'] for l in last) / len(last):.3f}"
+                log(msg)
+            else: new_init = {n: t.cpu() for n, t in init.items()}
+            del gathered
+        all_lines += lines
+        with_params(policy, procs.broadcast(new_init))
+        del new_init
+        procs.barrier()
+    if procs.main:
+        if not final_loads(out, init, log): save_policy(policy, tok, warp_theta(out, cfg.I, init), out/'final')
+        f, want = out/'metrics.jsonl', metrics_text(all_lines).encode()
+        if f.exists() and f.read_bytes() != want: log(f"{f} is damaged or out of date: written again from the runs' metrics")
+        if not f.exists() or f.read_bytes() != want: write_metrics(out, all_lines)
+    procs.barrier()
