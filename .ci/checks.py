@@ -1,7 +1,7 @@
 """Checks that `nbdev_test` cannot make: the docs build, the cells Colab's "Run all" meets, and the pip path.
 
     python .ci/checks.py docs        # nbdev's docs processing (proc_nbs) of every notebook; no slow/gpu work in it
-    python .ci/checks.py cells       # static: gpu cells use only names that always-run cells define
+    python .ci/checks.py cells       # static: gpu cells stand alone (their own imports) and check for a GPU
     python .ci/checks.py no-shared   # every notebook's non-slow, non-gpu cells, from a folder without ../shared
     python .ci/checks.py wheel       # build the wheel, install it in a fresh venv, run warp_train from an unrelated folder
 
@@ -29,8 +29,9 @@ def docs_runs(cell) -> bool:
 def check_docs() -> list[str]:
     "Run nbdev's docs processing on every notebook; report each failure and each flagged cell it would run."
     probs = [f"{nb.name} cell {c.idx_}: a `{'/'.join(FLAGS & c.directives_.keys())}` cell that docs processing would run "
-             "(move its imports to the notebook's import cell)"
-             for nb in NBS for c in cells(nb) if c.cell_type == 'code' and FLAGS & c.directives_.keys() and docs_runs(c)]
+             "(move its imports to the notebook's import cell, or guard a gpu cell with `gpu_present`)"
+             for nb in NBS for c in cells(nb) if c.cell_type == 'code' and FLAGS & c.directives_.keys() and docs_runs(c)
+             and not ('gpu' in c.directives_ and 'gpu_present(' in c.source)]
     if probs: return probs
     env = {**os.environ, 'HF_HUB_OFFLINE': '1', 'HF_DATASETS_OFFLINE': '1', 'MPLBACKEND': 'Agg'}
     shutil.rmtree(ROOT/'_proc', ignore_errors=True)
@@ -81,19 +82,17 @@ def parse(src:str):
     return ast.parse('\n'.join(lines))
 
 def check_cells() -> list[str]:
-    "Every gpu cell uses only names defined by itself, by earlier gpu cells, or by the cells that always run (imports and exports)."
+    "The gpu cells stand alone: each uses only names it defines or earlier gpu cells define (its own imports), and checks for a GPU."
     probs, known = [], set(dir(builtins)) | {'get_ipython', 'display'}
     for nb in NBS:
-        always = set()
+        defined = set()
         for c in cells(nb):
-            if c.cell_type != 'code' or not c.source.strip(): continue
-            tree, flags = parse(c.source), FLAGS & c.directives_.keys()
-            if 'gpu' in flags:
-                free = used_names(tree) - defined_names(tree) - always - known
-                if free: probs.append(f"{nb.name} cell {c.idx_}: gpu cell uses {', '.join(sorted(free))}, defined by no cell that always runs")
-                always |= defined_names(tree)
-            elif not flags and docs_runs(c):
-                always |= defined_names(tree)
+            if c.cell_type != 'code' or 'gpu' not in c.directives_: continue
+            tree = parse(c.source)
+            free = used_names(tree) - defined_names(tree) - defined - known
+            if free: probs.append(f"{nb.name} cell {c.idx_}: gpu cell uses {', '.join(sorted(free))}, which no gpu cell imports or defines")
+            if 'gpu_present(' not in c.source: probs.append(f"{nb.name} cell {c.idx_}: gpu cell does not check for a GPU (gpu_present)")
+            defined |= defined_names(tree)
     return probs
 
 # --- the Colab and pip paths ---------------------------------------------------------------------------------------

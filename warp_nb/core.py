@@ -18,7 +18,7 @@ from filelock import FileLock
 __all__ = ['PRESETS', 'looks_local', 'WARPConfig', 'check_field_names', 'validate_config', 'get_preset', 'atomic_write_text',
            'atomic_dir', 'cache_dir', 'cached_artifact', 'seed_everything', 'derive_seed', 'get_device', 'get_dtype',
            'one_thread_per_test_process', 'torch_threads', 'quiet_transformers', 'artefact_threads', 'from_hub_or_path',
-           'find_shared_data']
+           'find_shared_data', 'gpu_present', 'path_present', 'imdb_sources']
 
 # %% ../nbs/00_core.ipynb #9a74149b
 def looks_local(name:str) -> bool:
@@ -323,3 +323,27 @@ def find_shared_data(sub:str='') -> Optional[Path]:
     for c in cands:
         if (c/sub).exists(): return c/sub
     return None
+
+# %% ../nbs/00_core.ipynb #f0567c94
+def gpu_present(what:str) -> bool: # what the cell would run, for the message
+    "True on a machine with a CUDA GPU; otherwise say in one line that `what` is skipped and how to get a GPU."
+    if torch.cuda.is_available(): return True
+    print(f"skipped: {what} needs a CUDA GPU (in Colab: Runtime > Change runtime type > GPU)")
+    return False
+
+def path_present(path, # a file or folder a cell needs
+                 how:str) -> bool: # how to get it, for the message
+    "True when `path` exists; otherwise say in one line what is missing and how to get it."
+    if path is not None and Path(path).exists(): return True
+    print(f"skipped: {path} is missing: {how}")
+    return False
+
+def imdb_sources() -> Optional[tuple[str, str]]:
+    "(data, tokenizer) for the `imdb-mini` world: the folders `shared/data/{imdb,gpt2-tokenizer}` beside the checkout when present, else the Hub ids unless the Hub is off (`HF_HUB_OFFLINE=1`), else None after one line saying how to get them."
+    data, tok = find_shared_data('imdb'), find_shared_data('gpt2-tokenizer')
+    if data and tok: return str(data), str(tok)
+    if os.environ.get('HF_HUB_OFFLINE') != '1': return 'stanfordnlp/imdb', 'gpt2'
+    print("skipped: needs the IMDB reviews and the GPT-2 tokenizer: put them in shared/data/imdb and shared/data/gpt2-tokenizer "
+          "beside the checkout (or set WARP_NB_SHARED_DATA to that data folder), or allow the Hub (unset HF_HUB_OFFLINE)")
+    return None
+

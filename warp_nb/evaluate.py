@@ -13,16 +13,16 @@ import matplotlib.pyplot as plt
 import seaborn as sns
 from tqdm.auto import tqdm
 
-from .core import WARPConfig, atomic_write_text
+from .core import WARPConfig, atomic_write_text, looks_local
 from .models import load_sft_policy, sample
 from .reward import load_reward, gold_reward
 from .reinforce import completion_logprobs, sequence_kl, heldout_prompts
 from .merge import liti
-from .warp import params, read_metrics, iter_dir, with_params, warp_theta
+from .warp import params, read_metrics, read_run_meta, iter_dir, with_params, warp_theta
 
 # %% auto #0
 __all__ = ['FIG_DPI', 'mean_ci', 'evaluate_policy', 'liti_front', 'save_fig', 'plot_front', 'plot_training', 'evaluate_run',
-           'summary_table']
+           'summary_table', 'model_card']
 
 # %% ../nbs/07_evaluate.ipynb #eb0f396e
 def mean_ci(x:torch.Tensor) -> tuple[float, float]:
@@ -127,7 +127,7 @@ def plot_training(lines:list[dict], path=None):
 def evaluate_run(out, # a WARP run directory
                  etas:Optional[Sequence[float]]=None, # LITI grid (default: the config's `eval_etas`)
                  progress:bool=True) -> dict:
-    "Evaluate SFT and the LITI path of a finished run on held-out prompts; write `summary.json` and `plots/`."
+    "Evaluate SFT and the LITI path of a finished run on held-out prompts; write `summary.json`, `plots/` and `final/README.md`."
     out = Path(out)
     cfg = WARPConfig.load(out/'config.json')
     final = iter_dir(out, cfg.I)/'slerp.safetensors'
@@ -147,6 +147,7 @@ def evaluate_run(out, # a WARP run directory
     summary = dict(preset=cfg.preset, prompts=len(prompts), sft=sft, warp=warp, liti_front=front,
                    eval_seconds=time.time() - t0)
     atomic_write_text(out/'summary.json', json.dumps(summary, indent=2))
+    if (out/'final'/'config.json').exists(): atomic_write_text(out/'final'/'README.md', model_card(cfg, summary, read_run_meta(out)))
     (out/'plots').mkdir(exist_ok=True)
     plt.close(plot_front([dict(p, label='WARP: LITI path', method='WARP') for p in front[1:]], sft,
                          title=f'{cfg.preset}: the LITI path toward θ_slerp^{cfg.I}', path=out/'plots'/'front.png'))
@@ -162,3 +163,39 @@ def summary_table(summary:dict) -> str:
     fmt = lambda d, k: f"{d[k]:.3f} ± {d[k + '_ci']:.3f}"
     body = [f"{n:<6} {fmt(d, 'reward'):>16} {fmt(d, 'kl'):>16}" + (f" {fmt(d, 'gold'):>16}" if has_gold else '') for n, d in rows]
     return '\n'.join([head] + body)
+
+# %% ../nbs/07_evaluate.ipynb #84611efa
+def _hub_id(name) -> bool: return isinstance(name, str) and not looks_local(name)
+
+def _pm(d:dict, k:str) -> str: return f"{d[k]:.3f} ± {d[k + '_ci']:.3f}"
+
+def model_card(cfg:WARPConfig, # the run's settings
+               summary:dict, # what `evaluate_run` measured (SFT and WARP on held-out prompts)
+               run_meta:dict) -> str: # the run's `run.json`: `policy` and `reward_model` (older runs lack them)
+    "The model card (`README.md`) of a run's `final/`: front matter, the method, base policy, reward model, results, use and config."
+    policy = run_meta.get('policy') or cfg.policy or 'a small GPT-2 trained by warp_nb (SFT stage)'
+    rm = run_meta.get('reward_model') or cfg.reward_model or 'a reward model trained by warp_nb'
+    front = ['---', 'library_name: transformers', 'pipeline_tag: text-generation', 'tags: [warp, rlhf, reinforce, model-merging, slerp]']
+    if _hub_id(policy): front.append(f'base_model: {policy}')
+    front.append('---')
+    anchor = {'ema': f'an EMA anchor (μ = {cfg.mu})', 'sft': 'the SFT policy, frozen', 'init': 'θ_init of the iteration, frozen'}[cfg.anchor]
+    gold = 'gold' in summary['sft']
+    table = ['| policy | reward | KL to SFT |' + (' gold reward |' if gold else ''), '|---|---|---|' + ('---|' if gold else '')]
+    table += [f"| {n} | {_pm(d, 'reward')} | {_pm(d, 'kl')} |" + (f" {_pm(d, 'gold')} |" if gold else '') for n, d in (('SFT', summary['sft']), ('WARP', summary['warp']))]
+    fence = '`' * 3
+    body = [f'# WARP policy ({cfg.preset})', '',
+            f'θ_slerp^{cfg.I} of WARP (Weight Averaged Rewarded Policies), trained with warp_nb: I = {cfg.I} iterations, each of M = {cfg.M} '
+            f'REINFORCE runs of T = {cfg.T} steps from θ_init with a KL penalty β = {cfg.beta} toward {anchor}; the runs\' task vectors are merged '
+            f'by {cfg.merge.upper()}, and θ_init moves toward the merge by LITI with η = {cfg.eta}.', '',
+            f'- **Base (SFT) policy:** `{policy}`', f'- **Reward model:** `{rm}`', '',
+            '## Evaluation', '',
+            f"Mean reward and KL to the SFT policy on {summary['prompts']} held-out prompts, sampled as in training; ± is the half-width of a 95% interval.", '',
+            *table, '',
+            '## Use', '',
+            f"{fence}python", 'from transformers import pipeline',
+            "gen = pipeline('text-generation', model='path/to/final')   # this folder", "gen('the plot')", fence, '',
+            f'Its `generation_config.json` samples as training did: temperature {cfg.temperature}, no top-k or top-p, '
+            f'{cfg.min_new_tokens} to {cfg.max_new_tokens} new tokens.', '',
+            '## Config', '', f'{fence}json', json.dumps(cfg.to_dict(), indent=2), fence]
+    return '\n'.join(front + body) + '\n'
+

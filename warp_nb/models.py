@@ -12,7 +12,7 @@ from typing import Optional, Sequence
 import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
-from transformers import AutoModelForCausalLM, AutoTokenizer, DynamicCache, GPT2Config, GPT2LMHeadModel, PreTrainedModel
+from transformers import AutoModelForCausalLM, AutoTokenizer, DynamicCache, GenerationConfig, GPT2Config, GPT2LMHeadModel, PreTrainedModel
 
 from .core import WARPConfig, artefact_threads, torch_threads, quiet_transformers, cached_artifact, from_hub_or_path, get_device, get_dtype, seed_everything, atomic_write_text
 from .data import clean_review, load_reviews, tiny_tokenizer
@@ -20,8 +20,8 @@ from .data import clean_review, load_reviews, tiny_tokenizer
 # %% auto #0
 __all__ = ['SFT_FIELDS', 'ensure_pad_token', 'prepare_tokenizer', 'load_tokenizer', 'load_policy', 'small_gpt2',
            'compute_autocast', 'context_length', 'check_context', 'Samples', 'completion_mask_after_eos',
-           'position_ids_from_mask', 'sample_categorical', 'cache_kwarg', 'sample', 'sft_texts', 'lm_perplexity',
-           'train_sft', 'sft_policy_path', 'load_sft_policy']
+           'position_ids_from_mask', 'sample_categorical', 'cache_kwarg', 'sample', 'set_sampling_config', 'sft_texts',
+           'lm_perplexity', 'train_sft', 'sft_policy_path', 'load_sft_policy']
 
 # %% ../nbs/02_models.ipynb #0a779086
 def ensure_pad_token(tok):
@@ -171,6 +171,23 @@ def sample(model:PreTrainedModel, tok, prompts:Sequence[str],
     texts = [tok.decode(ids[m.bool()], skip_special_tokens=True) for ids, m in zip(out, amask)]
     lp = torch.stack(lps, 1) if keep_logprobs else None
     return Samples(out, amask, cmask, P, list(prompts), texts, eos, min_new_tokens, lp)
+
+# %% ../nbs/02_models.ipynb #a326ae90
+def set_sampling_config(model:PreTrainedModel, # the policy; its `generation_config` is replaced
+                        tok, # its tokenizer (pad and EOS token ids)
+                        temperature:float=1.0, # sampling temperature
+                        max_new_tokens:int=24, # new tokens per completion
+                        min_new_tokens:int=0) -> PreTrainedModel: # EOS forbidden before this many new tokens
+    "Give `model` the generation config of `sample`: pure sampling at `temperature`, no top-k or top-p; return it."
+    old = model.generation_config
+    gc = GenerationConfig(do_sample=True, temperature=temperature, top_k=0, top_p=1.0,
+                          max_new_tokens=max_new_tokens, min_new_tokens=min_new_tokens,
+                          pad_token_id=tok.pad_token_id, eos_token_id=tok.eos_token_id,
+                          bos_token_id=old.bos_token_id if old is not None else None)
+    gc.validate(strict=True)                  # any inconsistent setting raises instead of warning
+    model.generation_config = gc
+    return model
+
 
 # %% ../nbs/02_models.ipynb #41b48471
 def sft_texts(cfg:WARPConfig, split:str='train', n:Optional[int]=None) -> list[str]:

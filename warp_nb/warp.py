@@ -16,19 +16,19 @@ from filelock import FileLock, Timeout
 from safetensors.torch import save_file, load_file
 
 from .core import WARPConfig, atomic_dir, atomic_write_text, derive_seed, get_device, quiet_transformers, torch_threads
-from .models import load_sft_policy, sft_policy_path
-from .reward import load_reward, gold_reward
+from .models import load_sft_policy, set_sampling_config, sft_policy_path
+from .reward import load_reward, gold_reward, reward_model_path
 from .reinforce import Reinforce, training_prompts
 from .merge import slerp, lerp, liti
 
 # %% auto #0
 __all__ = ['RERUN', 'RESUME_IGNORED', 'RunDirError', 'ConfigMismatch', 'RunDirBusy', 'DamagedFile', 'one_line', 'run_dir_lock',
            'locked_run_dir', 'damaged', 'read_json', 'read_jsonl', 'load_tensors', 'load_checkpoint', 'started',
-           'read_config', 'check_run_dir', 'run_threads', 'prepare_run_dir', 'iter_dir', 'run_dir', 'params',
-           'NonFiniteError', 'all_finite', 'temp_path', 'save_tensors', 'with_params', 'save_policy', 'load_params',
-           'warp_theta', 'metrics_text', 'write_metrics', 'read_metrics', 'Procs', 'finite_reward',
-           'stop_non_finite_grads', 'non_finite_msg', 'finished_run', 'train_run', 'merge_runs', 'merge_iteration',
-           'read_iteration', 'final_loads', 'check_prompts', 'run_warp']
+           'read_config', 'check_run_dir', 'run_threads', 'model_ref', 'read_run_meta', 'prepare_run_dir', 'iter_dir',
+           'run_dir', 'params', 'NonFiniteError', 'all_finite', 'temp_path', 'save_tensors', 'with_params',
+           'save_policy', 'load_params', 'warp_theta', 'metrics_text', 'write_metrics', 'read_metrics', 'Procs',
+           'finite_reward', 'stop_non_finite_grads', 'non_finite_msg', 'finished_run', 'train_run', 'merge_runs',
+           'merge_iteration', 'read_iteration', 'final_loads', 'check_prompts', 'run_warp']
 
 # %% ../nbs/06_warp.ipynb #11ca8415
 class RunDirError(ValueError): "A run directory that cannot be used as it is; the message names the file and says what to do."
@@ -128,9 +128,18 @@ def run_threads(out) -> int:
     "The torch thread count recorded in the run directory's `run.json`."
     return int(read_json(Path(out)/'run.json', 'restore it, or delete it to continue with this process\'s thread count')['torch_threads'])
 
+def model_ref(p) -> str:
+    "How `run.json` names a model: a local path (a `Path`) absolute, a Hub id (a `str`) as it is."
+    return str(Path(p).resolve()) if isinstance(p, Path) else str(p)
+
+def read_run_meta(out) -> dict:
+    "The run directory's `run.json` ({} when it has none): `torch_threads`, and in newer runs `policy` and `reward_model`."
+    f = Path(out)/'run.json'
+    return read_json(f, 'restore it, or delete it to continue with this process\'s thread count') if f.exists() else {}
+
 def prepare_run_dir(cfg:WARPConfig, # the run's settings; `cfg.out_dir` is the directory
                     overwrite:bool=False) -> Path: # start afresh even if the directory holds another run
-    "Make `cfg.out_dir` the run directory of `cfg` (checked first): emptied if `overwrite`, with `config.json` and `run.json`. Call with the directory's lock held."
+    "Make `cfg.out_dir` the run directory of `cfg` (checked first): emptied if `overwrite`, with `config.json` and `run.json` (thread count, policy and reward model). Call with the directory's lock held."
     out = check_run_dir(cfg, overwrite)
     if overwrite and out.exists():
         for p in out.iterdir(): shutil.rmtree(p) if p.is_dir() and not p.is_symlink() else p.unlink()
@@ -138,7 +147,9 @@ def prepare_run_dir(cfg:WARPConfig, # the run's settings; `cfg.out_dir` is the d
     fresh = not started(out)
     if fresh or not (out/'config.json').exists(): cfg.save(out/'config.json')
     if fresh or not (out/'run.json').exists():
-        atomic_write_text(out/'run.json', json.dumps(dict(torch_threads=torch.get_num_threads()), indent=2))
+        meta = dict(torch_threads=torch.get_num_threads(), policy=model_ref(sft_policy_path(cfg, progress=False)),
+                    reward_model=model_ref(reward_model_path(cfg)))
+        atomic_write_text(out/'run.json', json.dumps(meta, indent=2))
     return out
 
 # %% ../nbs/06_warp.ipynb #395d14df
@@ -375,6 +386,7 @@ def run_warp(cfg:WARPConfig, # every setting; `cfg.out_dir` is the run directory
         if procs.main: check_run_dir(cfg, overwrite)                   # before anything is loaded, and nothing written
         sft_policy_path(cfg, progress and procs.main)                   # trained once (file-locked cache)
         policy, tok = load_sft_policy(cfg, progress=False)
+        set_sampling_config(policy, tok, cfg.temperature, cfg.max_new_tokens, cfg.min_new_tokens)   # saved with init/ and final/
         policy.to(procs.device)
         reward, gold = load_reward(cfg), gold_reward(cfg)
         prompts = training_prompts(cfg, tok)
