@@ -10,7 +10,6 @@ from pathlib import Path
 from typing import Callable, Optional, Sequence
 
 import torch
-from fastcore.script import call_parse, Param
 
 from .core import WARPConfig, get_preset, find_shared_data, seed_everything, torch_threads, quiet_transformers
 from .data import make_prompts, tiny_reviews, tiny_tokenizer
@@ -24,7 +23,7 @@ __all__ = ['MB', 'BENCH_SIZES', 'PHASES', 'RL_FORMATS', 'PHASE_NAMES', 'MEM_FORM
            'run_in_subprocess', 'alloc_peak', 'bench_config', 'bench_tokenizer', 'bench_policy', 'bench_prompts',
            'BenchReward', 'n_params', 'text_joiner', 'trl_reward_fn', 'trl_trainer', 'compare_rl_step', 'rl_table',
            'markdown_table', 'phase_table', 'must_hold_mb', 'rl_step_memory', 'gpt2_small_states', 'bench_slerp',
-           'save_warp_inputs', 'warp_memory', 'run_bench', 'bench_inputs', 'warp_bench']
+           'save_warp_inputs', 'warp_memory', 'run_bench', 'bench_inputs']
 
 # %% ../nbs/10_bench.ipynb #a5ff23d6
 def package_version(name:str) -> Optional[str]:
@@ -458,28 +457,3 @@ def bench_inputs(data:Optional[str]=None, # a folder holding gpt2-tokenizer/
         data = tempfile.mkdtemp(prefix='warp_bench_'); os.symlink(Path(tokenizer).absolute(), Path(data)/'gpt2-tokenizer')
     if data: os.environ['WARP_NB_SHARED_DATA'] = str(Path(data).absolute())
 
-@call_parse
-def warp_bench(sizes:Param('sizes to benchmark (tiny, imdb-mini)', str, nargs='+')=None,
-               steps:Param('timed RL steps per framework and size (tiny: 3x as many)', int)=10,
-               warmup:Param('untimed RL steps first', int)=2,
-               batch_size:Param("completions per step (default: the preset's)", int)=None,
-               trl:Param('compare with TRL RLOOTrainer (--no-trl: warp_nb alone)', action=argparse.BooleanOptionalAction)=True,
-               threads:Param('torch threads for both frameworks (0: torch default)', int)=1,
-               memory:Param('measure peak memory, in fresh processes', action=argparse.BooleanOptionalAction)=True,
-               slerp:Param('time SLERP of two GPT-2-small task vectors', action=argparse.BooleanOptionalAction)=True,
-               warp_T:Param('REINFORCE steps per run in the WARP-iteration memory test', int)=4,
-               json_out:Param('also write the raw results to this JSON file', str)=None,
-               data:Param("offline data folder holding gpt2-tokenizer/ (default: shared/data beside the checkout, or $WARP_NB_SHARED_DATA)", str)=None,
-               tokenizer:Param("local GPT-2 tokenizer folder for imdb-mini (default: gpt2-tokenizer/ in the data folder, else the Hub's gpt2)", str)=None):
-    "Benchmark warp_nb's RL step against TRL's RLOOTrainer at equal settings, its phases, its peak memory, and SLERP at GPT-2-small size."
-    sizes = [sizes] if isinstance(sizes, str) else list(sizes or BENCH_SIZES)
-    one_line = lambda e: ' '.join(str(e).split())
-    try:
-        bench_inputs(data, tokenizer)
-        if 'imdb-mini' in sizes:
-            try: bench_tokenizer(bench_config('imdb-mini'))
-            except (OSError, ValueError) as e:
-                raise ValueError(f"imdb-mini needs a GPT-2 tokenizer: pass --tokenizer FOLDER or --data FOLDER (holding gpt2-tokenizer/), or --sizes tiny ({one_line(e)})") from None
-        out = run_bench(sizes, steps, warmup, batch_size, trl, threads or None, memory, slerp, warp_T)
-    except (ValueError, OSError) as e: raise SystemExit(f"warp_bench: {one_line(e)}")
-    if json_out: Path(json_out).write_text(json.dumps(out, indent=2, default=str))

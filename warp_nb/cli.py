@@ -11,11 +11,11 @@ from pathlib import Path
 from typing import Callable, Optional
 
 from fastcore.basics import AttrDict
-from fastcore.script import Param, anno_parser
+from fastcore.script import Param, anno_parser, call_parse
 
 # %% auto #0
 __all__ = ['config_fields', 'preset_names', 'none_or_float', 'none_or_str', 'field_param', 'config_parser', 'config_from_args',
-           'run_cli', 'warp_train', 'warp_sft', 'warp_reward', 'warp_eval']
+           'run_cli', 'warp_train', 'warp_sft', 'warp_reward', 'warp_eval', 'warp_bench']
 
 # %% ../nbs/09_cli.ipynb #5f8b3c6e
 @lru_cache(None)
@@ -154,3 +154,32 @@ def warp_reward(argv:Optional[list]=None): # arguments (default: the command lin
 def warp_eval(argv:Optional[list]=None): # arguments (default: the command line)
     "Evaluate a finished WARP run directory on held-out prompts: summary.json and plots."
     sys.exit(run_cli(_eval, anno_parser(_eval_options, 'warp_eval').parse_args(argv)))
+
+# %% ../nbs/09_cli.ipynb #1be44967
+@call_parse
+def warp_bench(sizes:Param('sizes to benchmark (tiny, imdb-mini)', str, nargs='+')=None,
+               steps:Param('timed RL steps per framework and size (tiny: 3x as many)', int)=10,
+               warmup:Param('untimed RL steps first', int)=2,
+               batch_size:Param("completions per step (default: the preset's)", int)=None,
+               trl:Param('compare with TRL RLOOTrainer (--no-trl: warp_nb alone)', action=argparse.BooleanOptionalAction)=True,
+               threads:Param('torch threads for both frameworks (0: torch default)', int)=1,
+               memory:Param('measure peak memory, in fresh processes', action=argparse.BooleanOptionalAction)=True,
+               slerp:Param('time SLERP of two GPT-2-small task vectors', action=argparse.BooleanOptionalAction)=True,
+               warp_T:Param('REINFORCE steps per run in the WARP-iteration memory test', int)=4,
+               json_out:Param('also write the raw results to this JSON file', str)=None,
+               data:Param("offline data folder holding gpt2-tokenizer/ (default: shared/data beside the checkout, or $WARP_NB_SHARED_DATA)", str)=None,
+               tokenizer:Param("local GPT-2 tokenizer folder for imdb-mini (default: gpt2-tokenizer/ in the data folder, else the Hub's gpt2)", str)=None):
+    "Benchmark warp_nb's RL step against TRL's RLOOTrainer at equal settings, its phases, its peak memory, and SLERP at GPT-2-small size."
+    from warp_nb.bench import BENCH_SIZES, bench_config, bench_inputs, bench_tokenizer, run_bench
+    sizes = [sizes] if isinstance(sizes, str) else list(sizes or BENCH_SIZES)
+    one_line = lambda e: ' '.join(str(e).split())
+    try:
+        bench_inputs(data, tokenizer)
+        if 'imdb-mini' in sizes:
+            try: bench_tokenizer(bench_config('imdb-mini'))
+            except (OSError, ValueError) as e:
+                raise ValueError(f"imdb-mini needs a GPT-2 tokenizer: pass --tokenizer FOLDER or --data FOLDER (holding gpt2-tokenizer/), or --sizes tiny ({one_line(e)})") from None
+        out = run_bench(sizes, steps, warmup, batch_size, trl, threads or None, memory, slerp, warp_T)
+    except (ValueError, OSError) as e: raise SystemExit(f"warp_bench: {one_line(e)}")
+    if json_out: Path(json_out).write_text(json.dumps(out, indent=2, default=str))
+
