@@ -13,7 +13,7 @@ import torch
 
 from .core import WARPConfig, get_preset, find_shared_data, seed_everything, torch_threads, quiet_transformers
 from .data import make_prompts, tiny_reviews, tiny_tokenizer
-from .models import load_tokenizer, prepare_tokenizer, small_gpt2
+from .models import load_tokenizer, prepare_tokenizer, small_gpt2, weights
 from .reinforce import Reinforce
 
 # %% auto #0
@@ -22,7 +22,7 @@ __all__ = ['MB', 'BENCH_SIZES', 'PHASES', 'RL_FORMATS', 'PHASE_NAMES', 'MEM_FORM
            'machine_line', 'rss_mb', 'max_rss_mb', 'kernel_peak_mb', 'reset_kernel_peak', 'PeakRSS',
            'run_in_subprocess', 'alloc_peak', 'bench_config', 'bench_tokenizer', 'bench_policy', 'bench_prompts',
            'BenchReward', 'n_params', 'text_joiner', 'trl_reward_fn', 'trl_trainer', 'compare_rl_step', 'rl_table',
-           'markdown_table', 'phase_table', 'must_hold_mb', 'rl_step_memory', 'gpt2_small_states', 'bench_slerp',
+           'markdown_table', 'phase_table', 'must_hold_mb', 'rl_step_memory', 'gpt2_small_weights', 'bench_slerp',
            'save_warp_inputs', 'warp_memory', 'run_bench', 'bench_inputs']
 
 # %% ../nbs/10_bench.ipynb #a5ff23d6
@@ -333,15 +333,13 @@ MEM_FORMATS = dict(base_mb='.0f', peak_mb='.0f', extra_mb='.0f', must_hold_mb='.
 SLERP_FORMATS = dict(first_s='.2f', seconds='.2f', extra_mb='.0f', output_mb='.0f', inputs_mb='.0f')
 
 # %% ../nbs/10_bench.ipynb #27fce4b7
-def gpt2_small_states(seed:int=0, scale:float=1e-3) -> tuple[dict, list[dict]]:
-    "θ_init and two fine-tuned state dicts with GPT-2-small's shapes (124M parameters, `lm_head` tied to `wte`)."
+def gpt2_small_weights(seed:int=0, scale:float=1e-3) -> tuple[dict, list[dict]]:
+    "θ_init and two fine-tuned weights (as `warp_nb.models.weights` gives them: the head tied to `wte`, held once) of GPT-2-small's shapes (124M parameters)."
     from transformers import GPT2Config, GPT2LMHeadModel
-    with torch.device('meta'): shapes = {k: v.shape for k, v in GPT2LMHeadModel(GPT2Config()).state_dict().items()}
+    with torch.device('meta'): shapes = {k: v.shape for k, v in weights(GPT2LMHeadModel(GPT2Config())).items()}
     g = torch.Generator().manual_seed(seed)
-    def tie(d): d['lm_head.weight'] = d['transformer.wte.weight']; return d
-    init = tie({k: torch.randn(s, generator=g).mul_(0.02) for k, s in shapes.items() if k != 'lm_head.weight'})
-    thetas = [tie({k: torch.randn(v.shape, generator=g).mul_(scale).add_(v) for k, v in init.items() if k != 'lm_head.weight'})
-              for _ in range(2)]
+    init = {k: torch.randn(s, generator=g).mul_(0.02) for k, s in shapes.items()}
+    thetas = [{k: torch.randn(v.shape, generator=g).mul_(scale).add_(v) for k, v in init.items()} for _ in range(2)]
     return init, thetas
 
 def bench_slerp(repeats:int=3, # timed calls after the first
@@ -349,12 +347,12 @@ def bench_slerp(repeats:int=3, # timed calls after the first
     "Seconds and peak extra memory (MiB) of `slerp` on two GPT-2-small task vectors."
     from warp_nb.merge import slerp
     with torch_threads(threads):
-        init, thetas = gpt2_small_states(seed)
-        n = sum(v.numel() for k, v in init.items() if k != 'lm_head.weight')
+        init, thetas = gpt2_small_weights(seed)
+        n = sum(v.numel() for v in init.values())
         runs = []
         for _ in range(repeats + 1):
             with PeakRSS(0.005) as pk: out = slerp(init, thetas)
-            assert out['lm_head.weight'] is out['transformer.wte.weight']
+            assert out.keys() == init.keys()
             del out; runs.append((pk.seconds, pk.extra))
     warm = runs[1:] or runs
     return dict(params=n, first_s=runs[0][0], seconds=statistics.median(s for s, _ in warm),

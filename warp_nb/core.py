@@ -268,8 +268,6 @@ def one_thread_per_test_process():
     "Use one torch thread when running under `nbdev_test` (unless `OMP_NUM_THREADS` is set)."
     if os.environ.get('IN_TEST') and 'OMP_NUM_THREADS' not in os.environ: torch.set_num_threads(1)
 
-one_thread_per_test_process()
-
 @contextmanager
 def torch_threads(n:Optional[int]): # intra-op threads for the block (None: leave as is)
     "Run the block with `n` torch threads, restored afterwards."

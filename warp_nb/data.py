@@ -14,12 +14,13 @@ from datasets import Dataset, load_dataset
 from tokenizers import Tokenizer, models, pre_tokenizers, processors
 from transformers import PreTrainedTokenizerFast
 
-from .core import from_hub_or_path, looks_local, find_shared_data
+from .core import WARPConfig, from_hub_or_path, looks_local, find_shared_data
 
 # %% auto #0
 __all__ = ['TINY_LEXICON', 'TINY_SPECIAL', 'TINY_FUNCTION_WORDS', 'TINY_POLARITY', 'TINY_SPLIT_SIZES', 'load_imdb',
            'clean_review', 'make_prompts', 'make_reward_pairs', 'tiny_vocab', 'tiny_sentence_score', 'tiny_parse',
-           'tiny_gold_reward', 'tiny_review', 'tiny_reviews', 'load_reviews', 'tiny_tokenizer']
+           'tiny_gold_reward', 'tiny_review', 'tiny_reviews', 'load_reviews', 'tiny_tokenizer', 'training_prompts',
+           'heldout_prompts', 'draw_reviews', 'sample_reviews']
 
 # %% ../nbs/01_data.ipynb #c3e354d1
 def _parquet_files(folder:Path, split:str) -> list[Path]:
@@ -234,3 +235,31 @@ def tiny_tokenizer(for_reward:bool=False # prepend `<cls>` to every text (for an
                                    unk_token='<unk>', cls_token='<cls>',
                                    padding_side='right' if for_reward else 'left', model_max_length=512)
     return fast
+
+# %% ../nbs/01_data.ipynb #b2bf66e6
+def training_prompts(cfg:WARPConfig, # the world (`data`), prompt lengths and seed
+                     tok, # the policy's tokenizer
+                     n:int=4096) -> list[str]: # pool size
+    "A pool of `n` training prompts (train split) for REINFORCE."
+    return make_prompts(load_reviews(cfg.data, 'train')['text'], tok, n, cfg.prompt_min_tokens, cfg.prompt_max_tokens, seed=cfg.seed)
+
+def heldout_prompts(cfg:WARPConfig, # the world (`data`), prompt lengths, seed and `eval_prompts`
+                    tok, # the policy's tokenizer
+                    n:Optional[int]=None) -> list[str]: # number of prompts (default `cfg.eval_prompts`)
+    "`n` (default `cfg.eval_prompts`) held-out prompts from the test split."
+    return make_prompts(load_reviews(cfg.data, 'test')['text'], tok, n or cfg.eval_prompts, cfg.prompt_min_tokens,
+                        cfg.prompt_max_tokens, seed=cfg.seed + 1)
+
+def draw_reviews(texts:Sequence[str], # reviews
+                 labels:Sequence[int], # their labels
+                 n:int, # how many to draw (all if fewer)
+                 seed:int) -> tuple[list[str], torch.Tensor]:
+    "`n` of the texts, cleaned, drawn without replacement (seeded), and their labels."
+    idx = random.Random(seed).sample(range(len(texts)), min(n, len(texts)))
+    return [clean_review(texts[i]) for i in idx], torch.tensor([labels[i] for i in idx])
+
+def sample_reviews(data:str, # 'tiny', a Hub id or a local IMDB folder
+                   split:str='test', n:int=2000, seed:int=0) -> tuple[list[str], torch.Tensor]:
+    "`n` cleaned reviews of `split`, drawn without replacement (seeded), and their labels."
+    ds = load_reviews(data, split)
+    return draw_reviews(list(ds['text']), list(ds['label']), n, seed)

@@ -5,24 +5,24 @@
 # %% ../nbs/07_evaluate.ipynb #329ea280
 from __future__ import annotations
 import copy, json, math, time
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Optional, Sequence
+from typing import Any, Callable, Optional, Sequence
 
 import torch
-import matplotlib.pyplot as plt
-import seaborn as sns
 from tqdm.auto import tqdm
 
-from .core import WARPConfig, atomic_write_text, looks_local
-from .models import load_sft_policy, sample
+from .core import WARPConfig, atomic_write_text, derive_seed, looks_local
+from .data import training_prompts, heldout_prompts
+from .models import load_sft_policy, load_weights, sample, weights
 from .reward import load_reward, gold_reward
-from .reinforce import completion_logprobs, sequence_kl, heldout_prompts
+from .reinforce import Reinforce, completion_logprobs, sequence_kl
 from .merge import liti
-from .warp import params, read_metrics, read_run_meta, iter_dir, with_params, warp_theta
+from .warp import read_metrics, read_run_meta, iter_dir, warp_theta
 
 # %% auto #0
-__all__ = ['FIG_DPI', 'mean_ci', 'evaluate_policy', 'liti_front', 'save_fig', 'plot_front', 'plot_training', 'evaluate_run',
-           'summary_table', 'model_card']
+__all__ = ['mean_ci', 'evaluate_policy', 'World', 'load_world', 'evaluate_weights', 'liti_front', 'default_checkpoints',
+           'dump_json', 'reinforce_front', 'evaluate_run', 'summary_table', 'model_card']
 
 # %% ../nbs/07_evaluate.ipynb #eb0f396e
 def mean_ci(x:torch.Tensor) -> tuple[float, float]:
@@ -55,100 +55,118 @@ def evaluate_policy(policy, tok, reward:Callable, prompts:Sequence[str],
     out['samples'] = texts[:keep]
     return out
 
+# %% ../nbs/07_evaluate.ipynb #c6efa074
+@dataclass
+class World:
+    "What every evaluation of an experiment shares: the SFT policy, the rewards, fixed held-out prompts and seeds."
+    cfg: WARPConfig # the settings (world, sampling, REINFORCE hyper-parameters)
+    tok: Any # the policy tokenizer
+    ref: torch.nn.Module # the SFT policy: the KL reference and θ_sft (never changed)
+    scratch: torch.nn.Module # a copy of it whose weights each evaluation overwrites
+    reward: Callable # the proxy reward the policies are trained on
+    gold: Optional[Callable] # the exact reward (tiny world), else None
+    train_prompts: list # REINFORCE's prompt pool (train split)
+    eval_prompts: list # held-out prompts (test split)
+    samples_per_prompt: int = 1 # completions per held-out prompt
+    eval_seed: int = 0 # sampling seed of every evaluation (common random numbers)
+    eval_batch_size: int = 64 # completions per evaluation batch
+
+    @property
+    def theta_sft(self) -> dict: return weights(self.ref)
+    @property
+    def n_eval(self) -> int: return len(self.eval_prompts) * self.samples_per_prompt
+
+def load_world(cfg:WARPConfig, # the settings; the SFT policy and reward model are trained (and cached) if need be
+               n_eval:Optional[int]=None, # held-out prompts (default `cfg.eval_prompts`)
+               samples_per_prompt:int=1, # completions per held-out prompt
+               eval_batch_size:int=64) -> World:
+    "Load the SFT policy, the reward(s), training and held-out prompts of `cfg`."
+    ref, tok = load_sft_policy(cfg, progress=False)
+    ref.eval().requires_grad_(False)
+    return World(cfg, tok, ref, copy.deepcopy(ref), load_reward(cfg), gold_reward(cfg), training_prompts(cfg, tok),
+                 heldout_prompts(cfg, tok, n_eval), samples_per_prompt, cfg.seed, eval_batch_size)
+
+def evaluate_weights(world:World, w:Optional[dict]=None, # weights by name; None: the SFT policy
+                     keep:int=6, # samples kept in the result
+                     **labels) -> dict: # stored with the result (e.g. method='WARP', eta=0.5)
+    "Held-out reward, KL to SFT and gold reward (95% intervals) of the policy with weights `w`."
+    pol = world.ref if w is None else load_weights(world.scratch, w)
+    r = evaluate_policy(pol, world.tok, world.reward, world.eval_prompts, world.cfg.temperature, world.cfg.max_new_tokens,
+                        world.cfg.min_new_tokens, ref=world.ref, gold=world.gold, samples_per_prompt=world.samples_per_prompt,
+                        batch_size=world.eval_batch_size, seed=world.eval_seed, keep=keep)
+    return {**labels, **r}
+
 # %% ../nbs/07_evaluate.ipynb #42951e26
-def liti_front(policy, ref, tok, reward, prompts, theta_start:dict, theta_end:dict, etas:Sequence[float],
-               temperature:float, max_new_tokens:int, gold=None, samples_per_prompt:int=1,
-               seed:int=0, progress:bool=True, min_new_tokens:int=0) -> list[dict]:
-    "Evaluate (1 − η)·θ_start + η·θ_end for each η (in `policy`, overwritten) against `ref`."
-    front = []
-    for eta in tqdm(etas, desc='LITI front', disable=not progress, leave=False):
-        with_params(policy, liti(theta_start, theta_end, float(eta)))
-        r = evaluate_policy(policy, tok, reward, prompts, temperature, max_new_tokens, min_new_tokens, ref, gold,
-                            samples_per_prompt, seed=seed)
-        front.append(dict(eta=float(eta), **r))
-    return front
+def liti_front(world:World, start:dict, end:dict, # the path's two ends (weights by name)
+               etas:Sequence[float], # the grid of η
+               progress:bool=True, **labels) -> list[dict]: # labels stored with every point
+    "Evaluate (1 − η)·start + η·end for each η on the world's held-out prompts."
+    return [evaluate_weights(world, liti(start, end, float(eta)), **labels, eta=float(eta))
+            for eta in tqdm(etas, desc='LITI front', disable=not progress, leave=False)]
 
-# %% ../nbs/07_evaluate.ipynb #430ee3ef
-FIG_DPI = 100 # figures are saved small
+# %% ../nbs/07_evaluate.ipynb #ee06b32e
+def default_checkpoints(steps:int, n:int=6) -> list[int]:
+    "`n` checkpoint steps spread over `steps` (denser early, where the policy moves fastest), the last one `steps`."
+    return sorted({max(1, round(steps * (k / n) ** 1.5)) for k in range(1, n + 1)})
 
-def save_fig(fig, path=None):
-    "Save `fig` as a PNG (folders created) at `FIG_DPI`; return the figure."
-    if path is not None:
-        Path(path).parent.mkdir(parents=True, exist_ok=True)
-        fig.savefig(path, dpi=FIG_DPI, bbox_inches='tight')
-    return fig
+def dump_json(path, obj): atomic_write_text(path, json.dumps(obj, indent=1))
 
-def _groups(points:list[dict]) -> dict:
-    "Points grouped by their label, in order of first appearance."
-    g = {}
-    for p in points: g.setdefault(p['label'], []).append(p)
-    return g
-
-_STYLE = {'WARP': dict(marker='o', ls='-'), 'REINFORCE': dict(marker='s', ls='--'), 'SLERP': dict(marker='o', ls='-'),
-          'LERP': dict(marker='^', ls='--')}
-
-def plot_front(points:list[dict], # evaluated points with 'label', 'method', 'kl', 'reward', ...
-               sft:dict, # the SFT point (drawn at KL 0)
-               y:str='reward', # 'reward' or 'gold'
-               ax=None, title:Optional[str]=None, annotate:bool=True, path=None):
-    "Reward (or gold reward) against KL to SFT, one line per label, with 95% intervals on both axes."
-    with sns.axes_style('whitegrid'):
-        if ax is None: _, ax = plt.subplots(figsize=(7, 4.8))
-        for k, (label, ps) in enumerate(_groups(points).items()):
-            ps = [sft | dict(kl=0.0, kl_ci=0.0)] + ps if ps[0].get('eta') is not None or ps[0].get('step') is not None else ps
-            st = _STYLE.get(ps[-1].get('method'), dict(marker='o', ls='-'))
-            ax.errorbar([p['kl'] for p in ps], [p[y] for p in ps], xerr=[p['kl_ci'] for p in ps], yerr=[p[f'{y}_ci'] for p in ps],
-                        capsize=2, ms=4, lw=1.2, elinewidth=.8, label=label, color=f'C{k}', **st)
-            if annotate:
-                for p in ps[1:]:
-                    txt = f"η={p['eta']:g}" if p.get('eta') is not None else f"{p['step']}" if p.get('step') is not None else ''
-                    ax.annotate(txt, (p['kl'], p[y]), fontsize=6, color=f'C{k}', xytext=(3, -8), textcoords='offset points')
-        ax.errorbar([0], [sft[y]], yerr=[sft[f'{y}_ci']], marker='*', ms=9, color='k', capsize=2, ls='none', label='SFT')
-        ax.set_xlabel('KL(π ‖ π_sft) on held-out prompts'); ax.set_ylabel(f"{'gold ' if y == 'gold' else ''}reward on held-out prompts")
-        if title: ax.set_title(title, fontsize=10)
-        ax.legend(fontsize=7)
-    return save_fig(ax.figure, path)
+def reinforce_front(cfg:WARPConfig, # the settings; REINFORCE uses its T-step hyper-parameters
+                    anchor:str='sft', # 'sft' (frozen anchor) or 'ema' (WARP's moving anchor)
+                    checkpoints:Optional[Sequence[int]]=None, # steps at which the policy is evaluated (default: 6 up to `steps`)
+                    steps:Optional[int]=None, # REINFORCE steps (default I·M·T, WARP's budget)
+                    world:Optional[World]=None, # the evaluation world (default: `load_world(cfg)`)
+                    seed:Optional[int]=None, # the run's seed (default: that of WARP's run (1, 1))
+                    save_to=None, # folder: results (`reinforce_{anchor}.json`) after each checkpoint, and a resumable state
+                    progress:bool=True) -> dict:
+    "One REINFORCE run from θ_sft for `steps` steps, evaluated on held-out prompts at each checkpoint: a front."
+    if anchor not in ('sft', 'ema'): raise ValueError(f"anchor must be 'sft' or 'ema', got {anchor!r}")
+    world = world or load_world(cfg)
+    steps = steps or cfg.I * cfg.M * cfg.T
+    checkpoints = sorted(set(checkpoints or default_checkpoints(steps)))
+    if checkpoints[0] < 0 or checkpoints[-1] > steps: raise ValueError(f"checkpoints must lie in [0, {steps}], got {checkpoints}")
+    seed = derive_seed(cfg.seed, 1, 1) if seed is None else seed
+    run = Reinforce(world.ref, world.tok, world.reward, world.train_prompts, cfg.replace(anchor=anchor), seed, gold=world.gold)
+    res = dict(anchor=anchor, steps=steps, seed=seed, checkpoints=checkpoints, points=[], history=[])
+    state = Path(save_to)/f'reinforce_{anchor}.pt' if save_to else None
+    if state is not None and state.exists():
+        ck = torch.load(state, map_location=run.dev, weights_only=False)
+        if (ck['res']['seed'], ck['res']['steps'], ck['res']['anchor']) == (seed, steps, anchor):   # resume where it stopped
+            run.load_state_dict(ck['run'])
+            res = {**ck['res'], 'checkpoints': checkpoints, 'points': [p for p in ck['res']['points'] if p['step'] in checkpoints]}
+    label = f'REINFORCE, {anchor.upper()} anchor'
+    for s in checkpoints:
+        if s < run.step_idx or any(p['step'] == s for p in res['points']): continue
+        res['history'] += run.run(s - run.step_idx, progress)
+        res['points'].append(evaluate_weights(world, weights(run.policy), method='REINFORCE', label=label, anchor=anchor,
+                                              step=s, rl_steps=s))
+        if state is not None:
+            dump_json(state.with_suffix('.json'), res)
+            torch.save(dict(run=run.state_dict(), res=res), state.with_name(state.name + '.tmp')); state.with_name(state.name + '.tmp').replace(state)
+    return res
 
 # %% ../nbs/07_evaluate.ipynb #be445c4c
-def plot_training(lines:list[dict], path=None):
-    "Reward, gold reward (if logged) and KL to the anchor per step, one line per (iteration, run)."
-    import pandas as pd
-    h = pd.DataFrame(lines)
-    cols = [c for c in ('reward', 'gold', 'kl') if c in h]
-    fig, axs = plt.subplots(1, len(cols), figsize=(3.6 * len(cols), 2.8))
-    for ax, col in zip(axs, cols):
-        for (i, m), g in h.groupby(['iteration', 'run']):
-            ax.plot(g.step, g[col].rolling(5, min_periods=1).mean(), label=f'iter {i} run {m}', color=f'C{i - 1}', alpha=.5 + .5 * (m == 1))
-        ax.set_title({'reward': 'reward (train)', 'gold': 'gold reward (train)', 'kl': 'KL to EMA anchor'}[col]); ax.set_xlabel('step')
-    axs[0].legend(fontsize=7)
-    fig.tight_layout()
-    return save_fig(fig, path)
-
 def evaluate_run(out, # a WARP run directory
                  etas:Optional[Sequence[float]]=None, # LITI grid (default: the config's `eval_etas`)
                  progress:bool=True) -> dict:
     "Evaluate SFT and the LITI path of a finished run on held-out prompts; write `summary.json`, `plots/` and `final/README.md`."
+    from warp_nb.plots import plot_front, plot_training
+    import matplotlib.pyplot as plt
     out = Path(out)
     cfg = WARPConfig.load(out/'config.json')
     final = iter_dir(out, cfg.I)/'slerp.safetensors'
     if not final.exists(): raise FileNotFoundError(f"{out} has no finished WARP run ({final.relative_to(out)} is missing): run warp_train first")
     t0 = time.time()
-    ref, tok = load_sft_policy(cfg, progress=False)
-    policy = copy.deepcopy(ref)                      # the policy whose weights walk the LITI path
-    reward, gold = load_reward(cfg), gold_reward(cfg)
-    prompts = heldout_prompts(cfg, tok)
-    kw = dict(temperature=cfg.temperature, max_new_tokens=cfg.max_new_tokens, min_new_tokens=cfg.min_new_tokens, gold=gold, seed=cfg.seed)
-    sft = evaluate_policy(ref, tok, reward, prompts, ref=ref, **kw)
-    theta_sft = params(ref)                          # read, never written: `policy` is the copy that moves
-    theta_slerp = warp_theta(out, cfg.I, theta_sft)
+    world = load_world(cfg)
+    sft = evaluate_weights(world, None, eta=0.0)                          # η = 0 of the path: KL 0 without a scoring pass
+    theta_sft = world.theta_sft                                         # read, never written: `world.scratch` is the copy that moves
     etas = sorted(set(etas or cfg.eval_etas) - {0.0} | {1.0})
-    front = [dict(eta=0.0, **sft)] + liti_front(policy, ref, tok, reward, prompts, theta_sft, theta_slerp, etas, progress=progress, **kw)
-    warp = next(p for p in front if p['eta'] == 1.0)
-    summary = dict(preset=cfg.preset, prompts=len(prompts), sft=sft, warp=warp, liti_front=front,
+    front = [sft] + liti_front(world, theta_sft, warp_theta(out, cfg.I, theta_sft), etas, progress)
+    sft = {k: v for k, v in sft.items() if k != 'eta'}
+    summary = dict(preset=cfg.preset, prompts=len(world.eval_prompts), sft=sft, warp=front[-1], liti_front=front,
                    eval_seconds=time.time() - t0)
     atomic_write_text(out/'summary.json', json.dumps(summary, indent=2))
     if (out/'final'/'config.json').exists(): atomic_write_text(out/'final'/'README.md', model_card(cfg, summary, read_run_meta(out)))
-    (out/'plots').mkdir(exist_ok=True)
     plt.close(plot_front([dict(p, label='WARP: LITI path', method='WARP') for p in front[1:]], sft,
                          title=f'{cfg.preset}: the LITI path toward θ_slerp^{cfg.I}', path=out/'plots'/'front.png'))
     lines = read_metrics(out)

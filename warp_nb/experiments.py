@@ -4,116 +4,26 @@
 
 # %% ../nbs/08_experiments.ipynb #565dd232
 from __future__ import annotations
-import copy, hashlib, json, math, re, time
-from dataclasses import dataclass, field
+import json, re
 from pathlib import Path
 from typing import Any, Callable, Optional, Sequence
 
-import numpy as np
-import torch
-import matplotlib.pyplot as plt
-import seaborn as sns
-from safetensors.torch import load_file
 from tqdm.auto import tqdm
 
-from .core import WARPConfig, atomic_write_text, derive_seed
-from .models import load_sft_policy, SFT_FIELDS
-from .reward import load_reward, gold_reward, reward_fields
-from .reinforce import Reinforce, training_prompts, heldout_prompts
-from .merge import slerp, lerp, liti, task_vector_angles
-from .warp import params, iter_dir, run_dir, load_params, merge_runs, read_metrics, warp_theta, with_params
-from .evaluate import evaluate_policy, plot_front, save_fig, _groups, _STYLE
+from .core import WARPConfig
+from .models import SFT_FIELDS
+from .reward import reward_fields
+from .merge import MERGES, merge_weights, task_vector_angles
+from .warp import MemoryStore, warp, from_task_vector, iter_dir, run_dir, load_saved_weights, load_tensors, warp_theta
+from .evaluate import World, load_world, evaluate_weights, liti_front, reinforce_front, default_checkpoints, dump_json
 
 # %% auto #0
-__all__ = ['RUN_IGNORED', 'World', 'load_world', 'evaluate_theta', 'default_checkpoints', 'reinforce_front', 'iteration_runs',
-           'warp_fronts', 'merge_sweep', 'slerp_vs_lerp', 'plot_merge_sweep', 'run_key', 'train_runs',
-           'warp_iterations', 'sweep', 'plot_sweeps', 'plot_hacking', 'layer_of', 'angles_rows', 'run_angles',
-           'plot_angles', 'cached_json', 'results_table', 'samples_table', 'experiment_results']
-
-# %% ../nbs/08_experiments.ipynb #63229749
-@dataclass
-class World:
-    "What every evaluation of an experiment shares: the SFT policy, the rewards, fixed held-out prompts and seeds."
-    cfg: WARPConfig # the settings (world, sampling, REINFORCE hyper-parameters)
-    tok: Any # the policy tokenizer
-    ref: torch.nn.Module # the SFT policy: the KL reference and θ_sft (never changed)
-    scratch: torch.nn.Module # a copy of it whose weights each evaluation overwrites
-    reward: Callable # the proxy reward the policies are trained on
-    gold: Optional[Callable] # the exact reward (tiny world), else None
-    train_prompts: list # REINFORCE's prompt pool (train split)
-    eval_prompts: list # held-out prompts (test split)
-    samples_per_prompt: int = 1 # completions per held-out prompt
-    eval_seed: int = 0 # sampling seed of every evaluation (common random numbers)
-    eval_batch_size: int = 64 # completions per evaluation batch
-
-    @property
-    def theta_sft(self) -> dict: return params(self.ref)
-    @property
-    def n_eval(self) -> int: return len(self.eval_prompts) * self.samples_per_prompt
-
-def load_world(cfg:WARPConfig, # the settings; the SFT policy and reward model are trained (and cached) if need be
-               n_eval:Optional[int]=None, # held-out prompts (default `cfg.eval_prompts`)
-               samples_per_prompt:int=1, # completions per held-out prompt
-               eval_batch_size:int=64) -> World:
-    "Load the SFT policy, the reward(s), training and held-out prompts of `cfg`."
-    ref, tok = load_sft_policy(cfg, progress=False)
-    ref.eval().requires_grad_(False)
-    return World(cfg, tok, ref, copy.deepcopy(ref), load_reward(cfg), gold_reward(cfg), training_prompts(cfg, tok),
-                 heldout_prompts(cfg, tok, n_eval), samples_per_prompt, cfg.seed, eval_batch_size)
-
-def evaluate_theta(world:World, theta:Optional[dict]=None, # parameters by name; None: the SFT policy
-                   keep:int=6, # samples kept in the result
-                   **labels) -> dict: # stored with the result (e.g. method='WARP', eta=0.5)
-    "Held-out reward, KL to SFT and gold reward (95% intervals) of the policy with weights `theta`."
-    pol = world.ref if theta is None else with_params(world.scratch, theta)
-    r = evaluate_policy(pol, world.tok, world.reward, world.eval_prompts, world.cfg.temperature, world.cfg.max_new_tokens,
-                        world.cfg.min_new_tokens, ref=world.ref, gold=world.gold, samples_per_prompt=world.samples_per_prompt,
-                        batch_size=world.eval_batch_size, seed=world.eval_seed, keep=keep)
-    return {**labels, **r}
-
-# %% ../nbs/08_experiments.ipynb #8e228bf0
-def default_checkpoints(steps:int, n:int=6) -> list[int]:
-    "`n` checkpoint steps spread over `steps` (denser early, where the policy moves fastest), the last one `steps`."
-    return sorted({max(1, round(steps * (k / n) ** 1.5)) for k in range(1, n + 1)})
-
-def _dump(path, obj): atomic_write_text(path, json.dumps(obj, indent=1))
-
-def reinforce_front(cfg:WARPConfig, # the settings; REINFORCE uses its T-step hyper-parameters
-                    anchor:str='sft', # 'sft' (frozen anchor) or 'ema' (WARP's moving anchor)
-                    checkpoints:Optional[Sequence[int]]=None, # steps at which the policy is evaluated (default: 6 up to `steps`)
-                    steps:Optional[int]=None, # REINFORCE steps (default I·M·T, WARP's budget)
-                    world:Optional[World]=None, # the evaluation world (default: `load_world(cfg)`)
-                    seed:Optional[int]=None, # the run's seed (default: that of WARP's run (1, 1))
-                    save_to=None, # folder: results (`reinforce_{anchor}.json`) after each checkpoint, and a resumable state
-                    progress:bool=True) -> dict:
-    "One REINFORCE run from θ_sft for `steps` steps, evaluated on held-out prompts at each checkpoint: a front."
-    if anchor not in ('sft', 'ema'): raise ValueError(f"anchor must be 'sft' or 'ema', got {anchor!r}")
-    world = world or load_world(cfg)
-    steps = steps or cfg.I * cfg.M * cfg.T
-    checkpoints = sorted(set(checkpoints or default_checkpoints(steps)))
-    if checkpoints[0] < 0 or checkpoints[-1] > steps: raise ValueError(f"checkpoints must lie in [0, {steps}], got {checkpoints}")
-    seed = derive_seed(cfg.seed, 1, 1) if seed is None else seed
-    run = Reinforce(world.ref, world.tok, world.reward, world.train_prompts, cfg.replace(anchor=anchor), seed, world.gold)
-    res = dict(anchor=anchor, steps=steps, seed=seed, checkpoints=checkpoints, points=[], history=[])
-    state = Path(save_to)/f'reinforce_{anchor}.pt' if save_to else None
-    if state is not None and state.exists():
-        ck = torch.load(state, map_location=run.dev, weights_only=False)
-        if (ck['res']['seed'], ck['res']['steps'], ck['res']['anchor']) == (seed, steps, anchor):   # resume where it stopped
-            run.load_state_dict(ck['run'])
-            res = {**ck['res'], 'checkpoints': checkpoints, 'points': [p for p in ck['res']['points'] if p['step'] in checkpoints]}
-    label = f'REINFORCE, {anchor.upper()} anchor'
-    for s in checkpoints:
-        if s < run.step_idx or any(p['step'] == s for p in res['points']): continue
-        res['history'] += run.run(s - run.step_idx, progress)
-        res['points'].append(evaluate_theta(world, params(run.policy), method='REINFORCE', label=label, anchor=anchor,
-                                            step=s, rl_steps=s))
-        if state is not None:
-            _dump(state.with_suffix('.json'), res)
-            torch.save(dict(run=run.state_dict(), res=res), state.with_name(state.name + '.tmp')); state.with_name(state.name + '.tmp').replace(state)
-    return res
+__all__ = ['check_same_world', 'iteration_runs', 'warp_fronts', 'merge_sweep', 'slerp_vs_lerp', 'world_store', 'sweep',
+           'layer_of', 'angles_rows', 'run_angles', 'cached_json', 'results_table', 'samples_table',
+           'experiment_results']
 
 # %% ../nbs/08_experiments.ipynb #22e8e36e
-def _check_same_world(world:World, cfg:WARPConfig):
+def check_same_world(world:World, cfg:WARPConfig):
     "Refuse a world whose SFT policy or reward model differs from the run's."
     for what, names in (('SFT policy', SFT_FIELDS), ('reward model', reward_fields(cfg))):
         if world.cfg.fingerprint(*names) != cfg.fingerprint(*names) or world.cfg.policy != cfg.policy or world.cfg.reward_model != cfg.reward_model:
@@ -125,13 +35,12 @@ def iteration_runs(out, # a WARP run directory
     "(θ_init, [θ_1, ..., θ_M]) of iteration i of a run: the start of its runs and their final weights."
     out = Path(out); cfg = WARPConfig.load(out/'config.json')
     dev = next(iter(theta_sft.values())).device
-    init = {n: t.clone() for n, t in theta_sft.items()} if i == 1 else load_params(iter_dir(out, i - 1)/'init', theta_sft, dev)
+    init = {n: t.clone() for n, t in theta_sft.items()} if i == 1 else load_saved_weights(iter_dir(out, i - 1)/'init', theta_sft, dev)
     thetas = []
     for m in range(1, cfg.M + 1):
         f = run_dir(out, i, m)/'task_vector.safetensors'
         if not f.exists(): raise FileNotFoundError(f"{f} is missing: iteration {i} of this run is not finished")
-        tv = load_file(str(f))
-        thetas.append({n: init[n] + tv[n].to(dev, init[n].dtype) for n in init})
+        thetas.append(from_task_vector(init, load_tensors(f)))
     return init, thetas
 
 def warp_fronts(out, # a WARP run directory
@@ -142,28 +51,25 @@ def warp_fronts(out, # a WARP run directory
     "Evaluate (1 − η)·θ_sft + η·θ_slerp^i for each iteration i and each η > 0 of the grid."
     out = Path(out); cfg = WARPConfig.load(out/'config.json')
     if world is None: world = load_world(cfg)
-    else: _check_same_world(world, cfg)
+    else: check_same_world(world, cfg)
     theta_sft = world.theta_sft   # the SFT policy's own tensors: read, never written
     etas = [float(e) for e in (etas or cfg.eval_etas) if e > 0]
     points = []
     for i in tqdm(iterations or range(1, cfg.I + 1), desc='WARP fronts', disable=not progress, leave=False):
-        ts = warp_theta(out, i, theta_sft)
-        for eta in etas:
-            points.append(evaluate_theta(world, liti(theta_sft, ts, eta), method='WARP', label=f'WARP, iteration {i}',
-                                         iteration=i, eta=eta, rl_steps=i * cfg.M * cfg.T))
+        points += liti_front(world, theta_sft, warp_theta(out, i, theta_sft), etas, False, method='WARP',
+                             label=f'WARP, iteration {i}', iteration=i, rl_steps=i * cfg.M * cfg.T)
     return points
 
 # %% ../nbs/08_experiments.ipynb #3d9c5745
 def merge_sweep(world:World, init:dict, # θ_init of the runs
                 thetas:Sequence[dict], # the two fine-tuned weights θ_1, θ_2
                 lams:Sequence[float]=(0.0, 0.25, 0.5, 0.75, 1.0), # interpolation weights (of θ_2)
-                method:str='slerp', # 'slerp' or 'lerp'
+                method:str='slerp', # a key of `MERGES`: 'slerp' or 'lerp'
                 progress:bool=True) -> list[dict]:
     "Evaluate the merge of θ_1 and θ_2 at each λ, by SLERP or LERP of their task vectors."
-    if method not in ('slerp', 'lerp'): raise ValueError(f"method must be 'slerp' or 'lerp', got {method!r}")
+    if method not in MERGES: raise ValueError(f"method must be {' or '.join(map(repr, MERGES))}, got {method!r}")
     if len(thetas) != 2: raise ValueError(f"merge_sweep merges two runs, got {len(thetas)}")
-    fn = slerp if method == 'slerp' else lerp
-    return [evaluate_theta(world, fn(init, list(thetas), float(l)), method=method.upper(), label=method.upper(), lam=float(l))
+    return [evaluate_weights(world, merge_weights(init, list(thetas), method, float(l)), method=method.upper(), label=method.upper(), lam=float(l))
             for l in tqdm(lams, desc=f'{method} sweep', disable=not progress, leave=False)]
 
 def slerp_vs_lerp(world:World, init:dict, # θ_init of the runs
@@ -178,139 +84,27 @@ def slerp_vs_lerp(world:World, init:dict, # θ_init of the runs
     le |= {p['lam']: p | dict(method='LERP', label='LERP') for p in sl if p['lam'] in (0.0, 1.0)}
     return sl + [le[l] for l in lams]
 
-def plot_merge_sweep(points:list[dict], # from `merge_sweep`, both methods
-                     title:Optional[str]=None, path=None):
-    "Reward and KL to SFT against λ, SLERP and LERP side by side."
-    with sns.axes_style('whitegrid'):
-        fig, axs = plt.subplots(1, 2, figsize=(8, 3))
-        for k, (label, ps) in enumerate(_groups(points).items()):
-            for ax, key in zip(axs, ('reward', 'kl')):
-                ax.errorbar([p['lam'] for p in ps], [p[key] for p in ps], yerr=[p[f'{key}_ci'] for p in ps], capsize=2, ms=4,
-                            label=label, color=f'C{k}', **_STYLE.get(label, {}))
-        axs[0].set_ylabel('reward on held-out prompts'); axs[1].set_ylabel('KL(π ‖ π_sft)')
-        for ax in axs: ax.set_xlabel('λ (weight of run 2)')
-        axs[0].legend(fontsize=8)
-        if title: fig.suptitle(title, fontsize=10)
-        fig.tight_layout()
-    return save_fig(fig, path)
 
 # %% ../nbs/08_experiments.ipynb #968bc48a
-RUN_IGNORED = ('preset', 'I', 'M', 'lam', 'eta', 'merge', 'eval_prompts', 'eval_etas', 'out_dir', 'checkpoint_every', 'device')
-
-def _hash_params(theta:dict) -> str:
-    h = hashlib.sha256()
-    for n in sorted(theta):
-        h.update(n.encode()); h.update(theta[n].detach().float().cpu().contiguous().numpy().tobytes())
-    return h.hexdigest()[:16]
-
-def run_key(cfg:WARPConfig, i:int, m:int, init:dict) -> str:
-    "What determines a REINFORCE run of WARP: the settings it uses, its seed (i, m) and its starting weights."
-    names = sorted(k for k in cfg.to_dict() if k not in RUN_IGNORED)
-    return f"{cfg.fingerprint(*names)}-{i}-{m}-{_hash_params(init)}"
-
-def train_runs(world:World, cfg:WARPConfig, init:dict, # the runs' starting weights
-               i:int, # the iteration (seeds the runs as `run_warp` does)
-               runs:Sequence[int], # run indices m
-               cache:Optional[dict]=None, # run_key -> (θ_m, history); filled in
-               progress:bool=False) -> list[tuple[dict, list]]:
-    "(θ_m, history) of REINFORCE runs m of iteration i from `init`, seeded as in `run_warp`, cached."
-    out = []
-    for m in runs:
-        key = run_key(cfg, i, m, init) if cache is not None else None
-        if key is None or key not in cache:
-            r = Reinforce(with_params(world.scratch, init), world.tok, world.reward, world.train_prompts, cfg,
-                          derive_seed(cfg.seed, i, m), world.gold, ref=world.ref)     # anchor='sft': θ_sft in every iteration
-            hist = [dict(iteration=i, run=m, **h) for h in r.run(cfg.T, progress)]
-            res = ({n: p.detach().clone() for n, p in params(r.policy).items()}, hist)
-            if key is None: out.append(res); continue
-            cache[key] = res
-        out.append(cache[key])
-    return out
-
-def warp_iterations(world:World, cfg:WARPConfig, # the WARP settings (I, M, T, η, merge, ...)
-                    cache:Optional[dict]=None, progress:bool=False) -> dict:
-    "WARP in memory: θ_slerp^i, θ_init^i and the runs' weights θ_m of each iteration, and the runs' histories."
-    init = {n: t.clone() for n, t in world.theta_sft.items()}
-    slerps, inits, thetas, hist = [], [], [], []
-    for i in range(1, cfg.I + 1):
-        inits.append(init)
-        runs = train_runs(world, cfg, init, i, range(1, cfg.M + 1), cache, progress)
-        hist += [h for _, hs in runs for h in hs]
-        thetas.append([th for th, _ in runs])
-        tvs = [{n: th[n] - init[n] for n in init} for th, _ in runs]
-        theta = merge_runs(init, tvs, cfg)
-        slerps.append(theta); init = liti(init, theta, cfg.eta)
-    return dict(slerps=slerps, inits=inits, thetas=thetas, history=hist)
+def world_store(world:World, cache:Optional[dict]=None, progress:bool=False) -> MemoryStore:
+    "A `MemoryStore` of the world's SFT policy, rewards and training prompts: WARP in memory, its runs cached."
+    return MemoryStore(world.ref, world.tok, world.reward, world.train_prompts, world.gold, cache, progress)
 
 def sweep(world:World, base:WARPConfig, # the settings shared by the variants
           name:str, # the swept field, e.g. 'mu'
           values:Sequence, # its values
-          cache:Optional[dict]=None, # shared by sweeps: runs common to several variants are trained once
+          store:Optional[MemoryStore]=None, # shared by sweeps: runs common to several variants are trained once
           runs:bool=False, # also evaluate the M runs of the last iteration (their spread, before merging)
           progress:bool=False) -> list[dict]:
-    "Run WARP for each value of `name` and evaluate its final merge θ_slerp^I (and, with `runs`, its last runs) on held-out prompts."
-    pts = []
+    "Run WARP in memory for each value of `name` and evaluate its final merge θ_slerp^I (and, with `runs`, its last runs) on held-out prompts."
+    store, pts = store or world_store(world), []
     for v in values:
         cfg = base.replace(**{name: v})
-        r = warp_iterations(world, cfg, cache, progress)
-        p = evaluate_theta(world, r['slerps'][-1], method='WARP', label=name, param=name, value=v, rl_steps=cfg.I * cfg.M * cfg.T)
-        if runs: p['runs'] = [evaluate_theta(world, th, keep=0, run=m) for m, th in enumerate(r['thetas'][-1], 1)]
+        r = warp(cfg, store)
+        p = evaluate_weights(world, r['slerps'][-1], method='WARP', label=name, param=name, value=v, rl_steps=cfg.I * cfg.M * cfg.T)
+        if runs: p['runs'] = [evaluate_weights(world, th, keep=0, run=m) for m, th in enumerate(r['thetas'][-1], 1)]
         pts.append(p)
     return pts
-
-_SYMBOL = dict(mu='μ', eta='η', beta='β', M='M', I='I', lr='lr', T='T')
-
-def plot_sweeps(sweeps:dict, # name -> points from `sweep`
-                sft:dict, # the SFT point
-                ys:Sequence[str]=('reward',), # one row of panels per key: 'reward', 'gold'
-                title:Optional[str]=None, path=None):
-    "One small panel per swept parameter: where each value puts θ_slerp^I in the reward–KL plane (its runs as crosses, when evaluated)."
-    with sns.axes_style('whitegrid'):
-        fig, axs = plt.subplots(len(ys), len(sweeps), figsize=(2.9 * len(sweeps), 2.6 * len(ys)), sharey='row', squeeze=False)
-        for row, y in zip(axs, ys):
-            for ax, (name, ps) in zip(row, sweeps.items()):
-                ax.errorbar([p['kl'] for p in ps], [p[y] for p in ps], xerr=[p['kl_ci'] for p in ps], yerr=[p[f'{y}_ci'] for p in ps],
-                            marker='o', ms=4, capsize=2, lw=1, color='C0')
-                for p in ps:
-                    ax.annotate(f"{_SYMBOL.get(name, name)}={p['value']:g}", (p['kl'], p[y]), fontsize=7, xytext=(3, 3), textcoords='offset points')
-                    for q in p.get('runs', []):
-                        ax.plot([q['kl'], p['kl']], [q[y], p[y]], color='C1', lw=.6, alpha=.6)
-                        ax.plot([q['kl']], [q[y]], 'x', color='C1', ms=4, alpha=.8)
-                ax.errorbar([0], [sft[y]], yerr=[sft[f'{y}_ci']], marker='*', ms=8, color='k', capsize=2)
-                ax.set_title(f'sweep of {_SYMBOL.get(name, name)}', fontsize=9); ax.set_xlabel('KL to SFT', fontsize=8)
-                ax.set_xlim(left=-0.05 * max(q['kl'] + q['kl_ci'] for p in ps for q in [p, *p.get('runs', [])]))
-            row[0].set_ylabel(f"{'gold ' if y == 'gold' else ''}reward (held-out)")
-        if title: fig.suptitle(title, fontsize=10)
-        fig.tight_layout()
-    return save_fig(fig, path)
-
-# %% ../nbs/08_experiments.ipynb #5a8fb9c0
-def _smooth(xs:list, w:int=9) -> list:
-    return [sum(xs[max(0, k - w + 1):k + 1]) / len(xs[max(0, k - w + 1):k + 1]) for k in range(len(xs))]
-
-def plot_hacking(histories:dict, # label -> per-step history (with 'reward' and 'gold'), e.g. REINFORCE's and WARP's runs
-                 points:list[dict], # evaluated points (with 'gold'), e.g. the fronts
-                 sft:dict, title:Optional[str]=None, path=None):
-    "Gold against proxy reward along training and on held-out prompts, and the gold reward–KL fronts."
-    with sns.axes_style('whitegrid'):
-        fig, axs = plt.subplots(1, 3, figsize=(13, 3.6))
-        for k, (label, h) in enumerate(histories.items()):
-            axs[0].plot(_smooth([s['reward'] for s in h]), _smooth([s['gold'] for s in h]), color=f'C{k}', lw=1.2, label=label)
-            axs[0].plot(_smooth([s['reward'] for s in h])[-1], _smooth([s['gold'] for s in h])[-1], 'o', color=f'C{k}', ms=4)
-        axs[0].set_xlabel('proxy reward (training batches, smoothed)'); axs[0].set_ylabel('gold reward')
-        axs[0].set_title('along training', fontsize=9); axs[0].legend(fontsize=7)
-        for k, (label, ps) in enumerate(_groups(points).items()):
-            axs[1].errorbar([p['reward'] for p in ps], [p['gold'] for p in ps], xerr=[p['reward_ci'] for p in ps],
-                            yerr=[p['gold_ci'] for p in ps], capsize=2, ms=4, lw=1, label=label, color=f'C{k}',
-                            **_STYLE.get(ps[-1].get('method'), {}))
-        axs[1].errorbar([sft['reward']], [sft['gold']], xerr=[sft['reward_ci']], yerr=[sft['gold_ci']], marker='*', ms=9, color='k', label='SFT')
-        axs[1].set_xlabel('proxy reward (held-out)'); axs[1].set_ylabel('gold reward (held-out)'); axs[1].set_title('on held-out prompts', fontsize=9)
-        axs[1].legend(fontsize=7)
-        plot_front(points, sft, y='gold', ax=axs[2], annotate=False)
-        axs[2].set_title('gold reward–KL fronts', fontsize=9); axs[2].get_legend().remove()
-        if title: fig.suptitle(title, fontsize=10)
-        fig.tight_layout()
-    return save_fig(fig, path)
 
 # %% ../nbs/08_experiments.ipynb #01bd36d8
 def layer_of(name:str) -> str:
@@ -334,22 +128,6 @@ def run_angles(out, theta_sft:dict, iterations:Optional[Sequence[int]]=None) -> 
     cfg = WARPConfig.load(Path(out)/'config.json')
     return [r for i in (iterations or range(1, cfg.I + 1)) for r in angles_rows(*iteration_runs(out, i, theta_sft), iteration=i)]
 
-def plot_angles(rows:list[dict], title:Optional[str]=None, path=None):
-    "Angle between task vectors per tensor, grouped by layer, one colour per iteration (90° dashed)."
-    import pandas as pd
-    df = pd.DataFrame(rows)
-    order = sorted(df.layer.unique(), key=lambda l: (l != 'embeddings', l == 'final LN', int(l.split()[-1]) if l.startswith('block') else 0))
-    hue = 'iteration' if 'iteration' in df and df['iteration'].nunique() > 1 else None
-    with sns.axes_style('whitegrid'):
-        fig, ax = plt.subplots(figsize=(1.1 * len(order) + 2.5, 3.2))
-        state = np.random.get_state(); np.random.seed(0)   # seaborn's jitter uses numpy's global RNG: fixed, so the figure is reproducible
-        try: sns.stripplot(df, x='layer', y='angle', hue=hue, order=order, dodge=hue is not None, ax=ax, size=4, alpha=.8, palette='deep' if hue else None)
-        finally: np.random.set_state(state)
-        ax.axhline(90, ls='--', color='k', lw=.8)
-        ax.set_ylim(0, max(100, df.angle.max() + 5)); ax.set_ylabel('angle between task vectors (°)'); ax.set_xlabel('')
-        if title: ax.set_title(title, fontsize=10)
-        fig.tight_layout()
-    return save_fig(fig, path)
 
 # %% ../nbs/08_experiments.ipynb #4942083a
 def cached_json(path, # where the result is stored
@@ -357,7 +135,7 @@ def cached_json(path, # where the result is stored
     "The JSON at `path`, computed by `compute()` and written first if missing."
     path = Path(path)
     if path.exists(): return json.loads(path.read_text())
-    res = compute(); _dump(path, res)
+    res = compute(); dump_json(path, res)
     return res
 
 def _fmt(p:dict, k:str) -> str: return f"{p[k]:.2f} ± {p[k + '_ci']:.2f}"
@@ -395,7 +173,7 @@ def experiment_results(out, # a WARP run directory (its config.json names the wo
     cfg = WARPConfig.load(out/'config.json')
     world = world or load_world(cfg, samples_per_prompt=samples_per_prompt)
     res = {}
-    if 'sft' in parts: res['sft'] = cached_json(dest/'sft.json', lambda: evaluate_theta(world, None, method='SFT', label='SFT'))
+    if 'sft' in parts: res['sft'] = cached_json(dest/'sft.json', lambda: evaluate_weights(world, None, method='SFT', label='SFT'))
     if 'reinforce' in parts:
         steps = cfg.I * cfg.M * cfg.T
         cks = sorted(set(checkpoints or default_checkpoints(steps)))

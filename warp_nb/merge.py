@@ -11,31 +11,71 @@ from typing import Mapping, Optional, Sequence, Union
 import torch
 from torch import nn, Tensor
 
+from .models import weights
+
 # %% auto #0
-__all__ = ['StateLike', 'as_state_dict', 'check_states', 'tied_names', 'gram', 'lincomb', 'slerp_coefs', 'slerp_weights',
-           'lerp_weights', 'slerp', 'lerp', 'liti', 'merge_models', 'load_merged', 'task_vector', 'task_vector_angles',
-           'task_vector_angle']
+__all__ = ['WeightsLike', 'MERGES', 'slerp_tensors', 'slerp_textbook', 'as_weights', 'check_weights', 'gram', 'lincomb',
+           'slerp_coefs', 'slerp_weights', 'lerp_weights', 'slerp', 'lerp', 'liti', 'merge_weights', 'merge_models',
+           'task_vector', 'task_vector_angles', 'task_vector_angle']
+
+# %% ../nbs/05_merge.ipynb #49f5f584
+def slerp_tensors(d1:Tensor, # one task vector (a tensor)
+                  d2:Tensor, # another, of the same shape
+                  lam:float=0.5, # 0 gives d1, 1 gives d2
+                  eps:float=1e-6, # LERP where sin(angle) < eps
+                 ) -> Tensor:
+    "Textbook SLERP of two task vectors, in float64; LERP where the angle is undefined or its sine vanishes."
+    d1, d2 = d1.double(), d2.double()
+    n1, n2 = d1.norm(), d2.norm()
+    if n1 * n2 == 0: return (1 - lam) * d1 + lam * d2                       # a zero task vector: no angle
+    omega = torch.acos(((d1 / n1) * (d2 / n2)).sum().clamp(-1, 1))           # the angle between them
+    if torch.sin(omega) < eps: return (1 - lam) * d1 + lam * d2             # colinear: LERP, the limit of SLERP
+    return (torch.sin((1 - lam) * omega) * d1 + torch.sin(lam * omega) * d2) / torch.sin(omega)
+
+# %% ../nbs/05_merge.ipynb #bab4d580
+def _check_unit(x, name:str):
+    if x is not None and not (isinstance(x, numbers.Real) and not isinstance(x, bool) and 0 <= x <= 1): raise ValueError(f"{name} must be in [0, 1], got {x!r}")
+
+def _lams(M:int, lam:Optional[float]) -> list[float]:
+    "The interpolation weight of merge step m = 2..M: `lam` for M = 2, 1/m otherwise."
+    _check_unit(lam, 'lam')
+    if lam is not None and M > 2:
+        raise ValueError(f"lam applies to M = 2 runs only; with M = {M} the recursion uses lam = 1/m at step m (pass lam=None)")
+    return [(0.5 if lam is None else lam) if M == 2 else 1 / m for m in range(2, M + 1)]
+
+def slerp_textbook(init:Mapping[str, Tensor], # theta_init: weights by name
+                   thetas:Sequence[Mapping[str, Tensor]], # theta_1..theta_M: the same names and shapes
+                   lam:Optional[float]=None, # M = 2: weight of theta_2 (default 0.5); M > 2: must be None (1/m at step m)
+                  ) -> dict[str, Tensor]:
+    "The recursive SLERP of the task vectors, tensor by tensor, computed plainly in float64; the merge in the input dtypes."
+    out = {}
+    for k, t0 in init.items():
+        ds = [t[k].double() - t0.double() for t in thetas]
+        s = ds[0]
+        for d, l in zip(ds[1:], _lams(len(ds), lam)): s = slerp_tensors(s, d, l)
+        out[k] = (t0.double() + s).to(t0.dtype)
+    return out
 
 # %% ../nbs/05_merge.ipynb #1f6ebd51
-StateLike = Union[Mapping[str, Tensor], nn.Module]
+WeightsLike = Union[Mapping[str, Tensor], nn.Module]
 
-def as_state_dict(x:StateLike, # a state dict (name -> tensor) or an `nn.Module`
-                  what:str='input', # how the error message names it
-                 ) -> Mapping[str, Tensor]:
-    "`x` itself if it is a mapping of tensors, `x.state_dict()` if it is a module."
-    if isinstance(x, nn.Module): return x.state_dict()
+def as_weights(x:WeightsLike, # weights by name (name -> tensor) or an `nn.Module`
+               what:str='input', # how the error message names it
+              ) -> Mapping[str, Tensor]:
+    "`x` itself if it is a mapping of tensors, `weights(x)` if it is a module."
+    if isinstance(x, nn.Module): return weights(x)
     if isinstance(x, Mapping):
         bad = next((k for k, v in x.items() if not isinstance(v, Tensor)), None)
         if bad is not None: raise ValueError(f"{what}: value at key {bad!r} is a {type(x[bad]).__name__}, not a tensor")
         return x
-    raise ValueError(f"{what} must be a state dict (name -> tensor) or an nn.Module, got {type(x).__name__}")
+    raise ValueError(f"{what} must be weights (name -> tensor) or an nn.Module, got {type(x).__name__}")
 
-def check_states(states:Sequence[Mapping[str, Tensor]], # state dicts to be merged, the first is the reference
-                 names:Sequence[str], # their names in error messages, e.g. ('init', 'theta_1')
-                ):
-    "Raise a `ValueError` naming the first key whose presence, shape or kind (float or not) differs between the state dicts."
-    ref, rname = states[0], names[0]
-    for s, name in zip(states[1:], names[1:]):
+def check_weights(ws:Sequence[Mapping[str, Tensor]], # weights to be merged, the first is the reference
+                  names:Sequence[str], # their names in error messages, e.g. ('init', 'theta_1')
+                 ):
+    "Raise a `ValueError` naming the first key whose presence, shape or kind (float or not) differs between the weights."
+    ref, rname = ws[0], names[0]
+    for s, name in zip(ws[1:], names[1:]):
         for k, v in ref.items():
             if k not in s: raise ValueError(f"key {k!r} of {rname} is missing from {name}")
             if s[k].shape != v.shape:
@@ -44,22 +84,6 @@ def check_states(states:Sequence[Mapping[str, Tensor]], # state dicts to be merg
                 raise ValueError(f"dtype mismatch at key {k!r}: {rname} {v.dtype} vs {name} {s[k].dtype}")
         extra = next((k for k in s if k not in ref), None)
         if extra is not None: raise ValueError(f"key {extra!r} of {name} is missing from {rname}")
-
-# %% ../nbs/05_merge.ipynb #849e2e9e
-def _storage_key(t:Tensor):
-    if t.numel() == 0 or t.device.type == 'meta': return None
-    return (str(t.device), t.untyped_storage().data_ptr(), t.storage_offset(), tuple(t.shape), t.stride(), t.dtype)
-
-def tied_names(states:Sequence[Mapping[str, Tensor]], # state dicts with the same keys
-              ) -> dict[str, str]:
-    "Map each name that is tied, in every state dict, to an earlier name, to that earlier name."
-    first, tied = {}, {}
-    for k in states[0]:
-        key = tuple(_storage_key(s[k]) for s in states)
-        if any(x is None for x in key): continue
-        if key in first: tied[k] = first[key]
-        else: first[key] = k
-    return tied
 
 # %% ../nbs/05_merge.ipynb #749be9c5
 def _chunk(device:torch.device) -> int: return 1 << (18 if device.type == 'cpu' else 24)
@@ -115,17 +139,7 @@ def lincomb(tensors:Sequence[Tensor], # tensors of one shape; the first one's de
             if buf is not None: o[s:e].copy_(acc)
     return out
 
-# %% ../nbs/05_merge.ipynb #6194c922
-def _check_unit(x, name:str):
-    if x is not None and not (isinstance(x, numbers.Real) and not isinstance(x, bool) and 0 <= x <= 1): raise ValueError(f"{name} must be in [0, 1], got {x!r}")
-
-def _lams(M:int, lam:Optional[float]) -> list[float]:
-    "The interpolation weight of merge step m = 2..M: `lam` for M = 2, 1/m otherwise."
-    _check_unit(lam, 'lam')
-    if lam is not None and M > 2:
-        raise ValueError(f"lam applies to M = 2 runs only; with M = {M} the recursion uses lam = 1/m at step m (pass lam=None)")
-    return [(0.5 if lam is None else lam) if M == 2 else 1 / m for m in range(2, M + 1)]
-
+# %% ../nbs/05_merge.ipynb #d01a69f9
 def slerp_coefs(ss:float, # |s|^2, the running merge's squared norm
                 sd:float, # s . d
                 dd:float, # |d|^2
@@ -167,20 +181,19 @@ def lerp_weights(M:int, # number of runs
     return w
 
 # %% ../nbs/05_merge.ipynb #85a04ac5
-def _nominal_pick(weights:Sequence[float]) -> int:
+def _nominal_pick(coefs:Sequence[float]) -> int:
     "Index of the input with the largest weight (the first on ties): where non-float tensors are copied from."
-    return max(range(len(weights)), key=lambda i: (weights[i], -i))
+    return max(range(len(coefs)), key=lambda i: (coefs[i], -i))
 
 @torch.no_grad()
-def _merge(states:Sequence[Mapping[str, Tensor]], # [init, theta_1, ..., theta_M]
+def _merge(states:Sequence[Mapping[str, Tensor]], # weights [init, theta_1, ..., theta_M]
            coefs_fn, # Gram matrix (or None) -> coefficients over `states`
            needs_gram:bool, # whether `coefs_fn` needs the Gram matrix of the task vectors
-           pick:int, # index of the state dict that non-float tensors are copied from
+           pick:int, # index of the input that non-float tensors are copied from
           ) -> dict[str, Tensor]:
-    "Merge tensor by tensor: tied names share one output tensor; non-float tensors are copied; inputs are only read."
-    tied, out = tied_names(states), {}
+    "Merge tensor by tensor: float tensors by `lincomb`, non-float ones copied from `states[pick]`; inputs are only read."
+    out = {}
     for k, t0 in states[0].items():
-        if k in tied: out[k] = out[tied[k]]; continue
         ts = [s[k] for s in states]
         if not t0.is_floating_point(): out[k] = ts[pick].detach().clone().to(t0.device); continue
         G = gram(ts[0], ts[1:]) if needs_gram else None
@@ -190,21 +203,21 @@ def _merge(states:Sequence[Mapping[str, Tensor]], # [init, theta_1, ..., theta_M
 
 def _thetas(thetas) -> list[Mapping[str, Tensor]]:
     if isinstance(thetas, (Mapping, nn.Module)) or not isinstance(thetas, Sequence) or len(thetas) == 0:
-        raise ValueError("thetas must be a non-empty list of state dicts (or modules), one per run")
-    return [as_state_dict(t, f'theta_{i + 1}') for i, t in enumerate(thetas)]
+        raise ValueError("thetas must be a non-empty list of weights (or modules), one per run")
+    return [as_weights(t, f'theta_{i + 1}') for i, t in enumerate(thetas)]
 
 def _prepare(init, thetas):
-    states = [as_state_dict(init, 'init')] + _thetas(thetas)
-    check_states(states, ['init'] + [f'theta_{i + 1}' for i in range(len(states) - 1)])
+    states = [as_weights(init, 'init')] + _thetas(thetas)
+    check_weights(states, ['init'] + [f'theta_{i + 1}' for i in range(len(states) - 1)])
     return states
 
 # %% ../nbs/05_merge.ipynb #a1ff8f61
-def slerp(init:StateLike, # theta_init: the weights the runs started from
-          thetas:Sequence[StateLike], # the M fine-tuned weights theta_1..theta_M
+def slerp(init:WeightsLike, # theta_init: the weights the runs started from
+          thetas:Sequence[WeightsLike], # the M fine-tuned weights theta_1..theta_M
           lam:Optional[float]=None, # M = 2: weight of theta_2 in [0, 1], default 0.5; M > 2: must be None (1/m at step m)
           eps:float=1e-6, # LERP where sin(angle) < eps or a task vector is ~0
          ) -> dict[str, Tensor]:
-    "Spherical interpolation of the task vectors `theta_m - init`, per tensor, recursively for M > 2; a new state dict in the input dtypes."
+    "Spherical interpolation of the task vectors `theta_m - init`, per tensor, recursively for M > 2; new weights in the input dtypes."
     states = _prepare(init, thetas); M = len(states) - 1
     _lams(M, lam)  # validate lam up front
     if M == 1: return _merge(states, lambda G: [0.0, 1.0], False, 1)
@@ -213,8 +226,8 @@ def slerp(init:StateLike, # theta_init: the weights the runs started from
         return [1 - sum(w)] + w
     return _merge(states, coefs, True, 1 + _nominal_pick(lerp_weights(M, lam)))
 
-def lerp(init:StateLike, # theta_init (only used for checks and tied names: LERP needs no task vectors)
-         thetas:Sequence[StateLike], # the M fine-tuned weights
+def lerp(init:WeightsLike, # theta_init (only used for checks: LERP needs no task vectors)
+         thetas:Sequence[WeightsLike], # the M fine-tuned weights
          lam:Optional[float]=None, # M = 2: weight of theta_2 in [0, 1], default 0.5; M > 2: must be None (1/M each)
         ) -> dict[str, Tensor]:
     "Linear interpolation of the runs (the same recursion as `slerp`, with straight lines): `(1-lam) theta_1 + lam theta_2`, or their mean."
@@ -222,71 +235,65 @@ def lerp(init:StateLike, # theta_init (only used for checks and tied names: LERP
     w = lerp_weights(M, lam)
     return _merge(states, lambda G: [0.0] + w, False, 1 + _nominal_pick(w))
 
-def liti(init:StateLike, # theta_init
-         target:StateLike, # where to step to (the SLERP merge)
+def liti(init:WeightsLike, # theta_init
+         target:WeightsLike, # where to step to (the SLERP merge)
          eta:float, # step size in [0, 1]: 0 returns init, 1 returns target
         ) -> dict[str, Tensor]:
     "Linear interpolation towards initialization: `(1 - eta) * init + eta * target`, per tensor, in the input dtypes."
     _check_unit(eta, 'eta')
     if eta is None: raise ValueError("eta must be in [0, 1], got None")
-    states = [as_state_dict(init, 'init'), as_state_dict(target, 'target')]
-    check_states(states, ['init', 'target'])
+    states = [as_weights(init, 'init'), as_weights(target, 'target')]
+    check_weights(states, ['init', 'target'])
     return _merge(states, lambda G: [1 - eta, eta], False, _nominal_pick([1 - eta, eta]))
 
 # %% ../nbs/05_merge.ipynb #bda5ddc3
-def merge_models(init_model:StateLike, # the model the runs started from
-                 models:Sequence[StateLike], # the M fine-tuned models
+MERGES = {'slerp': slerp, 'lerp': lerp}
+
+def merge_weights(init, # theta_init: the weights the runs started from
+                  thetas:Sequence, # the M fine-tuned weights
+                  method:str='slerp', # a key of `MERGES`: 'slerp' (WARP) or 'lerp' (the ablation)
+                  lam:Optional[float]=None, # M = 2: weight of theta_2; None: 0.5 (M = 2) or 1/m at step m
+                 ) -> dict[str, Tensor]:
+    "Merge the runs `thetas` around `init` with the method named `method`."
+    if method not in MERGES: raise ValueError(f"method must be {' or '.join(map(repr, MERGES))}, got {method!r}")
+    return MERGES[method](init, thetas, lam)
+
+def merge_models(init_model:WeightsLike, # the model the runs started from
+                 models:Sequence[WeightsLike], # the M fine-tuned models
                  method:str='slerp', # 'slerp' (WARP) or 'lerp' (the ablation)
                  lam:Optional[float]=None, # M = 2: weight of the second model; None: 0.5 (M = 2) or 1/m at step m
                  eta:float=1.0, # LITI step from init_model toward the merge (1: the merge itself)
                 ) -> dict[str, Tensor]:
-    "Merge fine-tuned models (or state dicts) by SLERP or LERP of their task vectors, then take a LITI step of `eta`: a new state dict."
-    if method not in ('slerp', 'lerp'): raise ValueError(f"method must be 'slerp' or 'lerp', got {method!r}")
+    "Merge fine-tuned models (or their weights) by SLERP or LERP of the task vectors, then take a LITI step of `eta`: new weights (load them with `load_weights`)."
     _check_unit(eta, 'eta')
-    merged = (slerp if method == 'slerp' else lerp)(init_model, models, lam)
+    merged = merge_weights(init_model, models, method, lam)
     return merged if eta == 1 else liti(init_model, merged, eta)
 
-@torch.no_grad()
-def load_merged(model:nn.Module, # the model to overwrite, in place
-                state:Mapping[str, Tensor], # a merged state dict (same names and shapes as the model's)
-               ) -> nn.Module:
-    "Copy `state` into `model`'s own tensors (tied parameters stay tied) and return the model."
-    check_states([model.state_dict(), as_state_dict(state, 'state')], ['model', 'state'])
-    model.load_state_dict(state)
-    return model
-
-def task_vector(init:StateLike, # theta_init
-                theta:StateLike, # a fine-tuned state dict or model
+def task_vector(init:WeightsLike, # theta_init
+                theta:WeightsLike, # fine-tuned weights or a model
                ) -> dict[str, Tensor]:
-    "`theta - init` for every float tensor, in float32 (float64 for float64 inputs); tied names share one tensor."
+    "`theta - init` for every float tensor, in float32 (float64 for float64 inputs)."
     states = _prepare(init, [theta])
-    tied, out = tied_names(states), {}
-    for k, t0 in states[0].items():
-        if k in tied: out[k] = out[tied[k]]
-        elif t0.is_floating_point(): out[k] = lincomb([states[1][k], t0], [1.0, -1.0], dtype=_compute_dtype([t0, states[1][k]]))
-    return out
+    return {k: lincomb([states[1][k], t0], [1.0, -1.0], dtype=_compute_dtype([t0, states[1][k]]))
+            for k, t0 in states[0].items() if t0.is_floating_point()}
 
-def task_vector_angles(init:StateLike, # theta_init
-                       a:StateLike, # one fine-tuned state dict or model
-                       b:StateLike, # another one
+def task_vector_angles(init:WeightsLike, # theta_init
+                       a:WeightsLike, # one fine-tuned model or its weights
+                       b:WeightsLike, # another one
                       ) -> dict[str, float]:
-    "Angle in degrees between the task vectors `a - init` and `b - init`, per float tensor (tied names once); NaN where one is zero."
-    states = _prepare(init, [a, b]); tied, out = tied_names(states), {}
-    for k, t0 in states[0].items():
-        if k in tied or not t0.is_floating_point(): continue
-        out[k] = _angle(gram(t0, [states[1][k], states[2][k]]))
-    return out
+    "Angle in degrees between the task vectors `a - init` and `b - init`, per float tensor; NaN where one is zero."
+    states = _prepare(init, [a, b])
+    return {k: _angle(gram(t0, [states[1][k], states[2][k]])) for k, t0 in states[0].items() if t0.is_floating_point()}
 
 def _angle(G:Tensor) -> float:
     n = math.sqrt(float(G[0, 0]) * float(G[1, 1]))
     return math.degrees(math.acos(min(1.0, max(-1.0, float(G[0, 1]) / n)))) if n > 0 else float('nan')
 
-def task_vector_angle(init:StateLike, # theta_init
-                      a:StateLike, # one fine-tuned state dict or model
-                      b:StateLike, # another one
+def task_vector_angle(init:WeightsLike, # theta_init
+                      a:WeightsLike, # one fine-tuned model or its weights
+                      b:WeightsLike, # another one
                      ) -> float:
-    "Angle in degrees between the whole task vectors `a - init` and `b - init` (all float tensors, tied ones once)."
-    states = _prepare(init, [a, b]); tied = tied_names(states)
-    G = sum(gram(t0, [states[1][k], states[2][k]]) for k, t0 in states[0].items()
-            if k not in tied and t0.is_floating_point())
+    "Angle in degrees between the whole task vectors `a - init` and `b - init` (all float tensors)."
+    states = _prepare(init, [a, b])
+    G = sum(gram(t0, [states[1][k], states[2][k]]) for k, t0 in states[0].items() if t0.is_floating_point())
     return _angle(G) if isinstance(G, Tensor) else float('nan')

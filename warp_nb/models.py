@@ -18,10 +18,10 @@ from .core import WARPConfig, artefact_threads, torch_threads, quiet_transformer
 from .data import clean_review, load_reviews, tiny_tokenizer
 
 # %% auto #0
-__all__ = ['SFT_FIELDS', 'ensure_pad_token', 'prepare_tokenizer', 'load_tokenizer', 'load_policy', 'small_gpt2',
-           'compute_autocast', 'context_length', 'check_context', 'Samples', 'completion_mask_after_eos',
-           'position_ids_from_mask', 'sample_categorical', 'cache_kwarg', 'sample', 'set_sampling_config', 'sft_texts',
-           'lm_perplexity', 'train_sft', 'sft_policy_path', 'load_sft_policy']
+__all__ = ['SFT_FIELDS', 'ensure_pad_token', 'prepare_tokenizer', 'load_tokenizer', 'load_policy', 'small_gpt2', 'weights',
+           'load_weights', 'compute_autocast', 'context_length', 'check_context', 'Samples',
+           'completion_mask_after_eos', 'position_ids_from_mask', 'sample_categorical', 'cache_kwarg', 'sample',
+           'set_sampling_config', 'sft_texts', 'lm_perplexity', 'train_sft', 'sft_policy_path', 'load_sft_policy']
 
 # %% ../nbs/02_models.ipynb #0a779086
 def ensure_pad_token(tok):
@@ -65,6 +65,25 @@ def small_gpt2(tok, # the tokenizer it will use (vocabulary size, EOS)
     seed_everything(seed)
     model = GPT2LMHeadModel(cfg)
     model.generation_config.pad_token_id = tok.pad_token_id
+    return model
+
+# %% ../nbs/02_models.ipynb #cef518b5
+def weights(model:torch.nn.Module) -> dict[str, torch.Tensor]:
+    "The model's parameters by name (tied parameters once, under their first name), detached: the weights WARP merges."
+    return {n: p.detach() for n, p in model.named_parameters()}
+
+@torch.no_grad()
+def load_weights(model:torch.nn.Module, # overwritten in place
+                 w:dict[str, torch.Tensor], # weights by name, as `weights` gives them (any device or dtype)
+                 what:str='weights', # how error messages name `w`
+                ) -> torch.nn.Module:
+    "Copy the weights `w` into `model`'s own parameters (converted to their device and dtype), in place; return the model."
+    params = dict(model.named_parameters())
+    missing = next((n for n in params if n not in w), None)
+    if missing is not None: raise ValueError(f"the {what} lack parameter {missing!r} of the model")
+    bad = next((n for n, p in params.items() if w[n].shape != p.shape), None)
+    if bad is not None: raise ValueError(f"the {what}' {bad!r} has shape {tuple(w[bad].shape)}, the model's {tuple(params[bad].shape)}")
+    for n, p in params.items(): p.copy_(w[n].to(p.device, p.dtype))
     return model
 
 # %% ../nbs/02_models.ipynb #3b0ad6ae

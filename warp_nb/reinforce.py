@@ -4,22 +4,35 @@
 
 # %% ../nbs/04_reinforce.ipynb #8a582177
 from __future__ import annotations
-import copy, math, time
+import copy, dataclasses, time
+from dataclasses import dataclass
 from typing import Callable, Optional, Sequence
 
 import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
-from .core import WARPConfig, derive_seed, get_dtype, seed_everything
-from .data import load_reviews, make_prompts
-from .models import Samples, check_context, compute_autocast, position_ids_from_mask, sample
+from .core import WARPConfig, derive_seed, get_dtype
+from .models import Samples, check_context, compute_autocast, load_weights, position_ids_from_mask, sample, weights
 
 # %% auto #0
-__all__ = ['token_logprobs', 'completion_logprobs', 'sequence_kl', 'ema_update', 'rloo_baseline', 'training_prompts',
-           'heldout_prompts', 'Reinforce', 'reinforce']
+__all__ = ['token_logprobs_plain', 'reinforce_loss', 'token_logprobs', 'completion_logprobs', 'sequence_kl', 'ema_update',
+           'rloo_baseline', 'RLSettings', 'rl_settings', 'Reinforce', 'reinforce']
 
-# %% ../nbs/04_reinforce.ipynb #c6154209
+# %% ../nbs/04_reinforce.ipynb #24302831
+def token_logprobs_plain(z:torch.Tensor, # [..., V] logits (already divided by the temperature)
+                         y:torch.Tensor, # [...] token ids
+                        ) -> torch.Tensor:
+    "`log_softmax(z, -1)` at the tokens `y` [...]: the plain form of `token_logprobs`."
+    return torch.log_softmax(z, -1).gather(-1, y.unsqueeze(-1)).squeeze(-1)
+
+def reinforce_loss(logp:torch.Tensor, # [B, C] per-token log-probs of the completions (masked), with gradient
+                   adv:torch.Tensor, # [B] advantages r_β − b (treated as constants)
+                  ) -> torch.Tensor:
+    "The REINFORCE loss: the batch mean of −advantage × the completion's log-prob."
+    return -(adv.detach() * logp.sum(-1)).mean()
+
+# %% ../nbs/04_reinforce.ipynb #bf3352a3
 class _TokenLogProb(torch.autograd.Function):
     "log softmax(z)[y] along the last dim, without materialising the log-softmax; backward: (onehot(y) - softmax(z)) * g."
     @staticmethod
@@ -41,6 +54,7 @@ def token_logprobs(z:torch.Tensor, # [..., V] logits (already divided by the tem
     "`log_softmax(z, -1)` at the tokens `y` [...], differentiable in `z`, holding no extra [..., V] tensor in the forward."
     return _TokenLogProb.apply(z, y.unsqueeze(-1))
 
+# %% ../nbs/04_reinforce.ipynb #c6154209
 def completion_logprobs(model, # policy or anchor (put in eval mode: no dropout)
                         samples:Samples, # from `sample`
                         temperature:float, # the sampling temperature
@@ -77,31 +91,45 @@ def rloo_baseline(r:torch.Tensor, # [B] rewards, k consecutive samples per promp
     g = r.view(-1, k)
     return ((g.sum(-1, keepdim=True) - g) / (k - 1)).view(-1)
 
-# %% ../nbs/04_reinforce.ipynb #0ee2e1a3
-def training_prompts(cfg:WARPConfig, tok, n:int=4096) -> list[str]:
-    "A pool of `n` training prompts (train split) for REINFORCE."
-    return make_prompts(load_reviews(cfg.data, 'train')['text'], tok, n, cfg.prompt_min_tokens, cfg.prompt_max_tokens, seed=cfg.seed)
+# %% ../nbs/04_reinforce.ipynb #f30f3326
+def _default(name:str): return WARPConfig.__dataclass_fields__[name].default
 
-def heldout_prompts(cfg:WARPConfig, tok, n:Optional[int]=None) -> list[str]:
-    "`n` (default `cfg.eval_prompts`) held-out prompts from the test split."
-    return make_prompts(load_reviews(cfg.data, 'test')['text'], tok, n or cfg.eval_prompts, cfg.prompt_min_tokens,
-                        cfg.prompt_max_tokens, seed=cfg.seed + 1)
+@dataclass(frozen=True)
+class RLSettings:
+    "The settings one REINFORCE run reads (defaults and rules: `WARPConfig`'s)."
+    batch_size: int = _default('batch_size') # samples per step (prompts x rloo_k)
+    beta: float = _default('beta') # weight of the KL to the anchor in the reward
+    mu: float = _default('mu') # EMA rate of the anchor
+    anchor: str = _default('anchor') # 'ema', 'sft' (frozen at `ref`) or 'init' (frozen at the start)
+    baseline: str = _default('baseline') # 'none', 'moving_average' or 'rloo'
+    rloo_k: int = _default('rloo_k') # samples per prompt for 'rloo'
+    lr: float = _default('lr') # Adam learning rate
+    warmup_steps: int = _default('warmup_steps') # linear warm-up steps
+    max_grad_norm: float = _default('max_grad_norm') # gradient clipping norm
+    temperature: float = _default('temperature') # sampling (and scoring) temperature
+    max_new_tokens: int = _default('max_new_tokens') # new tokens per completion
+    min_new_tokens: int = _default('min_new_tokens') # EOS banned before this many new tokens
+    prompt_max_tokens: int = _default('prompt_max_tokens') # longest prompt (checked against the policy's context)
+    dtype: str = _default('dtype') # compute dtype of the forward passes ('auto', 'float32', 'bfloat16', 'float16')
+
+    def __post_init__(self): WARPConfig(**dataclasses.asdict(self), prompt_min_tokens=1)   # WARPConfig's rules
+
+    @classmethod
+    def from_config(cls, cfg:WARPConfig) -> RLSettings:
+        "The REINFORCE settings of `cfg`."
+        return cls(**{f.name: getattr(cfg, f.name) for f in dataclasses.fields(cls)})
+
+    def replace(self, **changes) -> RLSettings: return dataclasses.replace(self, **changes)
+
+def rl_settings(s:RLSettings|WARPConfig) -> RLSettings:
+    "`s` as `RLSettings` (converted from a `WARPConfig`)."
+    if isinstance(s, RLSettings): return s
+    if isinstance(s, WARPConfig): return RLSettings.from_config(s)
+    raise TypeError(f"expected RLSettings or WARPConfig, got {type(s).__name__}")
 
 # %% ../nbs/04_reinforce.ipynb #397f9a37
 def _sync(dev):
     if dev.type == 'cuda': torch.cuda.synchronize(dev)
-
-def _load_anchor(anchor:torch.nn.Module, ref) -> torch.nn.Module:
-    "Copy the parameters of `ref` (a model, or its parameters by name) into `anchor`, in `anchor`'s float32."
-    theta = dict(ref.named_parameters()) if isinstance(ref, torch.nn.Module) else ref
-    names = [n for n, _ in anchor.named_parameters()]
-    missing = next((n for n in names if n not in theta), None)
-    if missing is not None: raise ValueError(f"the reference weights lack parameter {missing!r} of the policy")
-    bad = next((n for n, a in anchor.named_parameters() if theta[n].shape != a.shape), None)
-    if bad is not None: raise ValueError(f"the reference weights' {bad!r} has shape {tuple(theta[bad].shape)}, the policy's {tuple(dict(anchor.named_parameters())[bad].shape)}")
-    with torch.no_grad():
-        for n, a in anchor.named_parameters(): a.copy_(theta[n])
-    return anchor
 
 class Reinforce:
     "One REINFORCE run from the given policy weights (copied to float32 master weights: the caller's model is left as it is)."
@@ -109,11 +137,12 @@ class Reinforce:
                  tok, # its tokenizer (left padding)
                  reward:Callable[[list], torch.Tensor], # texts -> rewards [B]
                  prompts:Sequence[str], # training prompt pool
-                 cfg:WARPConfig, # batch_size, beta, mu, anchor, baseline, lr, warmup_steps, max_grad_norm, temperature, dtype, ...
+                 settings:RLSettings|WARPConfig, # what the run reads (a `WARPConfig` is converted)
                  seed:int, # the run's seed: prompt order and samples
                  gold:Optional[Callable[[list], torch.Tensor]]=None, # a second reward to log (e.g. the tiny world's gold)
-                 ref=None): # θ_sft (a model or its parameters by name), the frozen anchor of anchor='sft'; None: the starting policy
-        self.cfg, self.tok, self.reward, self.gold, self.seed = cfg, tok, reward, gold, seed
+                 ref=None): # θ_sft (a model or its weights by name), the frozen anchor of anchor='sft'; None: the starting policy
+        self.cfg = cfg = rl_settings(settings)
+        self.tok, self.reward, self.gold, self.seed = tok, reward, gold, seed
         self.prompts = list(prompts)
         self.k = cfg.rloo_k if cfg.baseline == 'rloo' else 1
         if cfg.batch_size // self.k > len(self.prompts): raise ValueError(f"need at least {cfg.batch_size // self.k} prompts, got {len(self.prompts)}")
@@ -121,7 +150,7 @@ class Reinforce:
         self.policy = copy.deepcopy(policy).float().eval()                   # master weights: float32 whatever the given dtype
         for p in self.policy.parameters(): p.requires_grad_(True)
         self.anchor = copy.deepcopy(self.policy).requires_grad_(False)       # float32 too: the EMA is exact to float32 rounding
-        if cfg.anchor == 'sft' and ref is not None: _load_anchor(self.anchor, ref)
+        if cfg.anchor == 'sft' and ref is not None: load_weights(self.anchor, weights(ref) if isinstance(ref, torch.nn.Module) else ref, 'reference weights')
         self.dev = next(self.policy.parameters()).device
         self.amp = get_dtype(cfg.dtype, self.dev)                            # the compute dtype of the forward passes
         self.scaler = torch.amp.GradScaler(self.dev.type, enabled=self.amp == torch.float16)
@@ -166,7 +195,7 @@ class Reinforce:
         kl = sequence_kl(lp.detach(), lp_anchor)
         r_beta = r - c.beta * kl
         adv = self.advantages(r_beta)
-        loss = -(adv.detach() * lp.sum(-1)).mean()
+        loss = reinforce_loss(lp, adv)
         self.opt.zero_grad(set_to_none=True)
         self.scaler.scale(loss).backward()                                   # the backward runs outside autocast; float32 gradients
         self.scaler.unscale_(self.opt)
@@ -211,8 +240,12 @@ class Reinforce:
         self.policy.zero_grad(set_to_none=True)
         return self.policy
 
-def reinforce(policy, tok, reward, prompts, cfg:WARPConfig, seed:int, T:Optional[int]=None, gold=None, progress:bool=True, ref=None):
-    "Run `T` (default `cfg.T`) REINFORCE steps from `policy`'s weights; return (final state dict, per-step history)."
-    run = Reinforce(policy, tok, reward, prompts, cfg, seed, gold, ref)
-    hist = run.run(T or cfg.T, progress)
+def reinforce(policy, tok, reward, prompts,
+              settings:RLSettings|WARPConfig, # a `WARPConfig` also gives the default `T`
+              seed:int, T:Optional[int]=None, gold=None, progress:bool=True, ref=None):
+    "Run `T` (default: the config's `T`) REINFORCE steps from `policy`'s weights; return (final state dict, per-step history)."
+    T = T or getattr(settings, 'T', None)
+    if T is None: raise ValueError("reinforce needs T (the number of steps) with RLSettings")
+    run = Reinforce(policy, tok, reward, prompts, settings, seed, gold, ref)
+    hist = run.run(T, progress)
     return run.policy.state_dict(), hist

@@ -4,11 +4,11 @@
 
 # %% ../nbs/06_warp.ipynb #df02814b
 from __future__ import annotations
-import json, math, os, shutil, tempfile, time
+import copy, hashlib, json, math, os, shutil, tempfile, time
 from contextlib import contextmanager, nullcontext
 from datetime import timedelta
 from pathlib import Path
-from typing import Callable, Optional
+from typing import Any, Callable, Optional
 
 import torch
 import torch.distributed as dist
@@ -16,19 +16,90 @@ from filelock import FileLock, Timeout
 from safetensors.torch import save_file, load_file
 
 from .core import WARPConfig, atomic_dir, atomic_write_text, derive_seed, get_device, quiet_transformers, torch_threads
-from .models import load_sft_policy, set_sampling_config, sft_policy_path
+from .data import training_prompts
+from .models import load_sft_policy, load_weights, set_sampling_config, sft_policy_path, weights
 from .reward import load_reward, gold_reward, reward_model_path
-from .reinforce import Reinforce, training_prompts
-from .merge import slerp, lerp, liti
+from .reinforce import Reinforce
+from .merge import liti, merge_weights
 
 # %% auto #0
-__all__ = ['RERUN', 'RESUME_IGNORED', 'RunDirError', 'ConfigMismatch', 'RunDirBusy', 'DamagedFile', 'one_line', 'run_dir_lock',
-           'locked_run_dir', 'damaged', 'read_json', 'read_jsonl', 'load_tensors', 'load_checkpoint', 'started',
-           'read_config', 'check_run_dir', 'run_threads', 'model_ref', 'read_run_meta', 'prepare_run_dir', 'iter_dir',
-           'run_dir', 'params', 'NonFiniteError', 'all_finite', 'temp_path', 'save_tensors', 'with_params',
-           'save_policy', 'load_params', 'warp_theta', 'metrics_text', 'write_metrics', 'read_metrics', 'Procs',
-           'finite_reward', 'stop_non_finite_grads', 'non_finite_msg', 'finished_run', 'train_run', 'merge_runs',
-           'merge_iteration', 'read_iteration', 'final_loads', 'check_prompts', 'run_warp']
+__all__ = ['RUN_IGNORED', 'RERUN', 'RESUME_IGNORED', 'warp', 'weights_hash', 'run_key', 'from_task_vector', 'MemoryStore',
+           'RunDirError', 'ConfigMismatch', 'RunDirBusy', 'DamagedFile', 'one_line', 'run_dir_lock', 'locked_run_dir',
+           'damaged', 'read_json', 'read_jsonl', 'load_tensors', 'load_checkpoint', 'started', 'read_config',
+           'check_run_dir', 'run_threads', 'model_ref', 'read_run_meta', 'prepare_run_dir', 'iter_dir', 'run_dir',
+           'NonFiniteError', 'all_finite', 'temp_path', 'save_tensors', 'save_policy', 'load_saved_weights',
+           'warp_theta', 'metrics_text', 'write_metrics', 'read_metrics', 'Procs', 'finite_reward',
+           'stop_non_finite_grads', 'non_finite_msg', 'finished_run', 'train_run', 'read_iteration', 'final_loads',
+           'iteration_line', 'DiskStore', 'check_prompts', 'run_warp']
+
+# %% ../nbs/06_warp.ipynb #488a3d34
+def warp(cfg:WARPConfig, # I, M, T, λ, η, the merge and the REINFORCE settings
+         store) -> Any: # trains the runs and keeps the merges: `MemoryStore` or `DiskStore`
+    "Algorithm 1: I iterations of M REINFORCE runs from θ_init, merged by SLERP, then a LITI step toward the merge; returns `store.end(cfg)`."
+    init = store.start(cfg)                                                    # θ_init ← θ_sft
+    for i in range(1, cfg.I + 1):
+        if (done := store.resume(cfg, i)) is not None: init = done; continue   # iteration i is merged already (a resumed run)
+        thetas = store.runs(cfg, i, init)                                      # θ_m ← REINFORCE, T steps from θ_init, m = 1..M
+        theta_slerp = merge_weights(init, thetas, cfg.merge, cfg.lam); del thetas   # θ_slerp^i ← SLERP(θ_init, {θ_m}, λ)
+        init = store.merged(cfg, i, theta_slerp, liti(init, theta_slerp, cfg.eta))   # θ_init ← (1 − η)·θ_init + η·θ_slerp^i
+    return store.end(cfg)
+
+# %% ../nbs/06_warp.ipynb #0b092b89
+RUN_IGNORED = ('preset', 'I', 'M', 'lam', 'eta', 'merge', 'eval_prompts', 'eval_etas', 'out_dir', 'checkpoint_every', 'device')  # settings a run does not read
+
+def weights_hash(w:dict) -> str:
+    "A short hash of weights by name (names and float32 values)."
+    h = hashlib.sha256()
+    for n in sorted(w):
+        h.update(n.encode()); h.update(w[n].detach().float().cpu().contiguous().numpy().tobytes())
+    return h.hexdigest()[:16]
+
+def run_key(cfg:WARPConfig, i:int, m:int, init:dict) -> str:
+    "What determines a REINFORCE run of WARP: the settings it uses, its seed (i, m) and its starting weights."
+    names = sorted(k for k in cfg.to_dict() if k not in RUN_IGNORED)
+    return f"{cfg.fingerprint(*names)}-{i}-{m}-{weights_hash(init)}"
+
+def from_task_vector(init:dict, tv:dict) -> dict:
+    "θ = θ_init + τ for a task vector τ = θ − θ_init (added to in place: `tv` is consumed)."
+    return {n: tv[n].to(init[n].device).add_(init[n]) for n in init}
+
+class MemoryStore:
+    "WARP's runs and merges in memory; runs cached by `run_key` (a cache may be shared by several stores)."
+    def __init__(self, ref, # the SFT policy: θ_sft, and the frozen anchor of anchor='sft' (never changed)
+                 tok, reward:Callable, prompts:list, # tokenizer, the reward trained on, REINFORCE's prompt pool
+                 gold:Optional[Callable]=None, # a reward to log (the tiny world's exact reward)
+                 cache:Optional[dict]=None, # run_key -> (θ_m, history); filled in
+                 progress:bool=False):
+        self.ref, self.tok, self.reward, self.prompts, self.gold, self.progress = ref, tok, reward, prompts, gold, progress
+        self.cache = {} if cache is None else cache
+        self.scratch = copy.deepcopy(ref)                                     # the model each run starts from (overwritten)
+
+    def start(self, cfg:WARPConfig) -> dict:
+        self.record = dict(slerps=[], inits=[], thetas=[], history=[])
+        return {n: t.clone() for n, t in weights(self.ref).items()}
+
+    def resume(self, cfg:WARPConfig, i:int) -> None: return None               # nothing outlives a call
+
+    def run(self, cfg:WARPConfig, i:int, m:int, init:dict) -> tuple[dict, list]:
+        "(θ_m, history) of run m of iteration i from `init`, seeded as in `run_warp`; trained once per `run_key`."
+        key = run_key(cfg, i, m, init)
+        if key not in self.cache:
+            r = Reinforce(load_weights(self.scratch, init), self.tok, self.reward, self.prompts, cfg, derive_seed(cfg.seed, i, m),
+                          gold=self.gold, ref=self.ref)                        # anchor='sft': θ_sft in every iteration
+            hist = [dict(iteration=i, run=m, **h) for h in r.run(cfg.T, self.progress)]
+            self.cache[key] = ({n: p.detach().clone() for n, p in weights(r.policy).items()}, hist)
+        return self.cache[key]
+
+    def runs(self, cfg:WARPConfig, i:int, init:dict) -> list[dict]:
+        runs = [self.run(cfg, i, m, init) for m in range(1, cfg.M + 1)]
+        self.record['inits'].append(init); self.record['thetas'].append([th for th, _ in runs])
+        self.record['history'] += [h for _, hs in runs for h in hs]
+        return [from_task_vector(init, {n: th[n] - init[n] for n in init}) for th, _ in runs]   # via τ_m, as on disk
+
+    def merged(self, cfg:WARPConfig, i:int, theta_slerp:dict, init:dict) -> dict:
+        self.record['slerps'].append(theta_slerp); return init
+
+    def end(self, cfg:WARPConfig) -> dict: return self.record
 
 # %% ../nbs/06_warp.ipynb #11ca8415
 class RunDirError(ValueError): "A run directory that cannot be used as it is; the message names the file and says what to do."
@@ -156,10 +227,6 @@ def prepare_run_dir(cfg:WARPConfig, # the run's settings; `cfg.out_dir` is the d
 def iter_dir(out:Path, i:int) -> Path: return Path(out)/f'iter_{i}'
 def run_dir(out:Path, i:int, m:int) -> Path: return iter_dir(out, i)/f'run_{m}'
 
-def params(model) -> dict:
-    "The model's parameters by name (tied parameters once), detached: what WARP merges."
-    return {n: p.detach() for n, p in model.named_parameters()}
-
 class NonFiniteError(ValueError): "A reward, loss, gradient or tensor to save that is NaN or infinite."
 
 def all_finite(d:dict) -> bool: return bool(torch.stack([torch.isfinite(t).all() for t in d.values()]).all()) if d else True
@@ -178,20 +245,14 @@ def save_tensors(d:dict, path) -> Path:
     finally: tmp.unlink(missing_ok=True)
     return path
 
-@torch.no_grad()
-def with_params(model, theta:dict):
-    "Load the parameters `theta` (by name) into `model`, in place; return it."
-    for n, p in model.named_parameters(): p.copy_(theta[n].to(p.device, p.dtype))
-    return model
-
 def save_policy(model, tok, theta:dict, path) -> Path:
     "Save `model` with weights `theta` (and `tok`) with `save_pretrained`, atomically."
-    with_params(model, theta)
+    load_weights(model, theta)
     with atomic_dir(path) as tmp, quiet_transformers(): model.save_pretrained(tmp); tok.save_pretrained(tmp)
     return Path(path)
 
-def load_params(path, like:dict, device) -> dict:
-    "The parameters named in `like` from a `save_pretrained` folder, whose JSON and safetensors files are all checked."
+def load_saved_weights(path, like:dict, device) -> dict:
+    "The weights named in `like` from a `save_pretrained` folder, whose JSON and safetensors files are all checked."
     path = Path(path)
     if not (path/'config.json').exists(): raise FileNotFoundError(f"{path} is not a saved policy (no config.json)")
     for f in sorted(path.glob('*.json')): read_json(f)
@@ -243,31 +304,26 @@ class Procs:
     def barrier(self):
         if self.world > 1: dist.barrier()
 
-    def gather_to_main(self, load:Callable[[int], dict], # run m -> its task vector (read from disk by its owner)
-                       M:int, like:dict) -> Optional[list]: # tensors of the task vectors' names and shapes
-        "Task vectors of runs 1..M on process 0 (None elsewhere); each run's owner sends its own."
+    def agree(self, flag:bool) -> bool:
+        "Process 0's `flag` on every process."
+        if self.world == 1: return flag
+        t = torch.tensor([int(flag)], device=self.device); dist.broadcast(t, src=0)
+        return bool(t.item())
+
+    def share(self, load:Callable[[int], dict], # run m -> its task vector (read from disk by its owner)
+              M:int, like:dict) -> list[dict]: # tensors of the task vectors' names and shapes
+        "Task vectors of runs 1..M on every process (on the CPU); each run's owner reads its own and broadcasts it."
         if self.world == 1: return [load(m) for m in range(1, M + 1)]
-        out = [] if self.main else None
+        out = []
         for m in range(1, M + 1):
-            src = self.owner(m)
-            if self.main and src == 0: out.append(load(m)); continue
-            if self.rank == src:
-                tv = load(m)
-                for n in like: dist.send(tv[n].contiguous().to(self.device), dst=0)
-            elif self.main:
-                rec = {}
-                for n in like:
-                    t = torch.empty_like(like[n], device=self.device); dist.recv(t, src=src); rec[n] = t.cpu()
-                out.append(rec)
+            tv = load(m) if self.owns(m) else None
+            rec = {}
+            for n in like:
+                buf = tv[n].contiguous().to(self.device) if tv is not None else torch.empty_like(like[n], device=self.device)
+                dist.broadcast(buf, src=self.owner(m)); rec[n] = buf.cpu()
+            out.append(rec)
         return out
 
-    def broadcast(self, theta:dict) -> dict:
-        "Process 0's tensors on every process."
-        if self.world == 1: return theta
-        res = {}
-        for n, t in theta.items():
-            buf = t.contiguous().to(self.device).clone(); dist.broadcast(buf, src=0); res[n] = buf.to(t.device)
-        return res
 
 # %% ../nbs/06_warp.ipynb #a59d83c2
 def finite_reward(reward:Callable, where:Callable[[], str]) -> Callable:
@@ -331,7 +387,7 @@ def train_run(policy, tok, reward, prompts, cfg:WARPConfig, i:int, m:int, out:Pa
         lines.append(dict(iteration=i, run=m, **st))
         if run.step_idx % cfg.checkpoint_every == 0 and run.step_idx < cfg.T: checkpoint()
     run.run(cfg.T - run.step_idx, progress, on_step)
-    trained, init = run.release(), params(policy)                      # Adam's moments, gradients and anchor freed first
+    trained, init = run.release(), weights(policy)                      # Adam's moments, gradients and anchor freed first
     with torch.no_grad(): tv = {n: p.detach().sub_(init[n]).cpu() for n, p in trained.named_parameters()}   # θ − θ_init, in place
     del run, trained
     atomic_write_text(met_file, metrics_text(lines))
@@ -340,27 +396,12 @@ def train_run(policy, tok, reward, prompts, cfg:WARPConfig, i:int, m:int, out:Pa
     return tv, lines
 
 # %% ../nbs/06_warp.ipynb #4c65ea7f
-def merge_runs(init:dict, tvs:list, cfg:WARPConfig) -> dict:
-    "θ_slerp (or θ_lerp for the ablation) of the runs' task vectors around `init`. The task vectors are consumed: turned into the runs' weights in place."
-    thetas = [{n: tv[n].to(init[n].device).add_(init[n]) for n in init} for tv in tvs]
-    return (slerp if cfg.merge == 'slerp' else lerp)(init, thetas, lam=cfg.lam)
-
-def merge_iteration(policy, tok, init:dict, tvs:list, cfg:WARPConfig, out:Path, i:int) -> dict:
-    "Merge the task vectors `tvs` of iteration i: save θ_slerp^i and the next θ_init (`init/`); return the latter."
-    idir = iter_dir(out, i)
-    init_cpu = {n: t.cpu() for n, t in init.items()}
-    theta_slerp = merge_runs(init_cpu, tvs, cfg); tvs.clear()           # the runs' weights go as soon as they are merged
-    save_tensors(theta_slerp, idir/'slerp.safetensors')
-    new_init = liti(init_cpu, theta_slerp, cfg.eta); del theta_slerp, init_cpu
-    save_policy(policy, tok, new_init, idir/'init')
-    return new_init
-
 def read_iteration(out:Path, i:int, M:int, init:dict, log:Callable) -> Optional[tuple[dict, list]]:
     "(next θ_init, metric lines) of a done iteration, every file read whole; None if one is damaged (logged)."
     idir = iter_dir(out, i)
     try:
         load_tensors(idir/'slerp.safetensors')
-        theta = load_params(idir/'init', init, next(iter(init.values())).device)
+        theta = load_saved_weights(idir/'init', init, next(iter(init.values())).device)
         return theta, [l for m in range(1, M + 1) for l in read_jsonl(run_dir(out, i, m)/'metrics.jsonl')]
     except (DamagedFile, FileNotFoundError) as e:
         log(f"{getattr(e, 'what', one_line(e))}: merging iteration {i} again"); return None
@@ -368,8 +409,69 @@ def read_iteration(out:Path, i:int, M:int, init:dict, log:Callable) -> Optional[
 def final_loads(out:Path, like:dict, log:Callable) -> bool:
     "True when `final/` exists and loads whole; a damaged one is logged."
     if not (Path(out)/'final'/'config.json').exists(): return False
-    try: load_params(Path(out)/'final', like, 'cpu'); return True
+    try: load_saved_weights(Path(out)/'final', like, 'cpu'); return True
     except (DamagedFile, FileNotFoundError) as e: log(f"{getattr(e, 'what', one_line(e))}: writing final/ again"); return False
+
+def iteration_line(cfg:WARPConfig, i:int, lines:list[dict], seconds:float) -> str:
+    "The log line of iteration i: its time, and the runs' reward, KL (and gold reward) over their last 10% of steps."
+    last = [l for l in lines if l['step'] >= cfg.T - max(1, cfg.T // 10)]
+    mean = lambda k: sum(l[k] for l in last) / len(last)
+    msg = f"iteration {i}/{cfg.I}: {cfg.M} runs × {cfg.T} steps in {seconds:.0f} s; last-10% reward {mean('reward'):.3f}, KL to anchor {mean('kl'):.3f}"
+    return msg + (f", gold {mean('gold'):.3f}" if 'gold' in last[0] else '')
+
+class DiskStore:
+    "WARP's runs and merges in a prepared run directory: resumable, verified when read back, repaired, on one process or several."
+    def __init__(self, out:Path, procs:Procs, policy, tok, reward:Callable, prompts:list, gold:Optional[Callable]=None,
+                 progress:bool=True, log:Callable=print):
+        self.out, self.procs, self.policy, self.tok, self.reward, self.prompts, self.gold = Path(out), procs, policy, tok, reward, prompts, gold
+        self.progress, self.log = progress, log
+
+    def init(self) -> dict: return {n: t.cpu() for n, t in weights(self.policy).items()}   # θ_init: the policy's own weights
+
+    def start(self, cfg:WARPConfig) -> dict:
+        self.lines = []                                                        # metric lines of the iterations so far
+        return self.init()
+
+    def resume(self, cfg:WARPConfig, i:int) -> Optional[dict]:
+        idir, found, self.t0 = iter_dir(self.out, i), None, time.time()
+        if self.procs.main and (idir/'slerp.safetensors').exists() and (idir/'init'/'config.json').exists():
+            found = read_iteration(self.out, i, cfg.M, self.init(), self.log)
+        if not self.procs.agree(found is not None): return None               # process 0 decides for all
+        theta, lines = found or (load_saved_weights(idir/'init', self.init(), 'cpu'), [])
+        self.lines += lines
+        load_weights(self.policy, theta)
+        return self.init()
+
+    def runs(self, cfg:WARPConfig, i:int, init:dict) -> list[dict]:
+        for m in range(1, cfg.M + 1):
+            if self.procs.owns(m): train_run(self.policy, self.tok, self.reward, self.prompts, cfg, i, m, self.out, self.gold,
+                                             self.progress and self.procs.main, self.log)
+        self.procs.barrier()                                                   # task vectors wait on disk, not in memory
+        tvs = self.procs.share(lambda m: load_tensors(run_dir(self.out, i, m)/'task_vector.safetensors'), cfg.M, init)
+        return [from_task_vector(init, tv) for tv in tvs]
+
+    def merged(self, cfg:WARPConfig, i:int, theta_slerp:dict, init:dict) -> dict:
+        load_weights(self.policy, init)                                        # every process merged the same
+        if self.procs.main:
+            save_tensors(theta_slerp, iter_dir(self.out, i)/'slerp.safetensors')
+            save_policy(self.policy, self.tok, init, iter_dir(self.out, i)/'init')
+            lines = [l for m in range(1, cfg.M + 1) for l in read_jsonl(run_dir(self.out, i, m)/'metrics.jsonl')]
+            self.lines += lines
+            write_metrics(self.out, self.lines)
+            self.log(iteration_line(cfg, i, lines, time.time() - self.t0))
+        self.procs.barrier()
+        return self.init()
+
+    def end(self, cfg:WARPConfig) -> Path:
+        "Check (and write again if need be) `final/` and `metrics.jsonl`; return the run directory."
+        if self.procs.main:
+            like = self.init()
+            if not final_loads(self.out, like, self.log): save_policy(self.policy, self.tok, warp_theta(self.out, cfg.I, like), self.out/'final')
+            f, want = self.out/'metrics.jsonl', metrics_text(self.lines).encode()
+            if f.exists() and f.read_bytes() != want: self.log(f"{f} is damaged or out of date: written again from the runs' metrics")
+            if not f.exists() or f.read_bytes() != want: write_metrics(self.out, self.lines)
+        self.procs.barrier()
+        return self.out
 
 def check_prompts(cfg:WARPConfig, prompts:list):
     "Refuse a prompt pool too small for one REINFORCE batch (before anything is written)."
@@ -380,7 +482,7 @@ def run_warp(cfg:WARPConfig, # every setting; `cfg.out_dir` is the run directory
              overwrite:bool=False, # start afresh in a directory that holds another run
              progress:bool=True, # progress bars
              log:Callable=print) -> Path: # where the per-iteration lines go
-    "Run (or resume) WARP; return the run directory, with `final/` holding θ_slerp^I."
+    "Run (or resume) WARP in a run directory (`warp` with a `DiskStore`); return it, with `final/` holding θ_slerp^I."
     procs = Procs(cfg.device)
     with locked_run_dir(cfg.out_dir) if procs.main else nullcontext():
         if procs.main: check_run_dir(cfg, overwrite)                   # before anything is loaded, and nothing written
@@ -396,48 +498,6 @@ def run_warp(cfg:WARPConfig, # every setting; `cfg.out_dir` is the run directory
         threads = run_threads(out)
         if procs.main and threads != torch.get_num_threads():
             log(f"{out} was started with {threads} torch thread(s): using {threads} here too (not {torch.get_num_threads()}), so that it resumes exactly")
-        with torch_threads(threads): _iterations(procs, policy, tok, reward, gold, prompts, cfg, out, progress, log)
+        with torch_threads(threads): warp(cfg, DiskStore(out, procs, policy, tok, reward, prompts, gold, progress, log))
     procs.close()
     return out
-
-def _iterations(procs, policy, tok, reward, gold, prompts, cfg, out, progress, log):
-    "The I iterations of `run_warp` in a prepared run directory, then `final/` and `metrics.jsonl` (checked, and written again if need be)."
-    init = params(policy)          # θ_init lives in `policy` itself: held once
-    all_lines = []
-    for i in range(1, cfg.I + 1):
-        idir, t0, lines = iter_dir(out, i), time.time(), []
-        done = (idir/'slerp.safetensors').exists() and (idir/'init'/'config.json').exists()   # the same on every process
-        if done:
-            new_init = {n: t.cpu() for n, t in init.items()}
-            if procs.main:
-                found = read_iteration(out, i, cfg.M, init, log)
-                if found is not None: new_init, lines = found
-                else:                                                    # repaired by process 0 alone: the others wait in broadcast
-                    runs = [train_run(policy, tok, reward, prompts, cfg, i, m, out, gold, progress, log) for m in range(1, cfg.M + 1)]
-                    lines = [l for _, ls in runs for l in ls]
-                    new_init = merge_iteration(policy, tok, init, [tv for tv, _ in runs], cfg, out, i); del runs
-        else:
-            for m in range(1, cfg.M + 1):
-                if procs.owns(m): train_run(policy, tok, reward, prompts, cfg, i, m, out, gold, progress and procs.main, log)
-            procs.barrier()                                              # task vectors wait on disk, not in memory
-            gathered = procs.gather_to_main(lambda m: load_tensors(run_dir(out, i, m)/'task_vector.safetensors'), cfg.M, init)
-            if procs.main:
-                new_init = merge_iteration(policy, tok, init, gathered, cfg, out, i)
-                lines = [l for m in range(1, cfg.M + 1) for l in read_jsonl(run_dir(out, i, m)/'metrics.jsonl')]
-                write_metrics(out, all_lines + lines)
-                last = [l for l in lines if l['step'] >= cfg.T - max(1, cfg.T // 10)]
-                msg = f"iteration {i}/{cfg.I}: {cfg.M} runs × {cfg.T} steps in {time.time() - t0:.0f} s; last-10% reward {sum(l['reward'] for l in last) / len(last):.3f}, KL to anchor {sum(l['kl'] for l in last) / len(last):.3f}"
-                if 'gold' in last[0]: msg += f", gold {sum(l['gold'] for l in last) / len(last):.3f}"
-                log(msg)
-            else: new_init = {n: t.cpu() for n, t in init.items()}
-            del gathered
-        all_lines += lines
-        with_params(policy, procs.broadcast(new_init))
-        del new_init
-        procs.barrier()
-    if procs.main:
-        if not final_loads(out, init, log): save_policy(policy, tok, warp_theta(out, cfg.I, init), out/'final')
-        f, want = out/'metrics.jsonl', metrics_text(all_lines).encode()
-        if f.exists() and f.read_bytes() != want: log(f"{f} is damaged or out of date: written again from the runs' metrics")
-        if not f.exists() or f.read_bytes() != want: write_metrics(out, all_lines)
-    procs.barrier()
