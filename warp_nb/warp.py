@@ -360,14 +360,15 @@ def finished_run(d:Path, log:Callable) -> Optional[tuple[dict, list]]:
         return None
 
 def train_run(policy, tok, reward, prompts, cfg:WARPConfig, i:int, m:int, out:Path, gold=None,
-              progress:bool=True, log:Callable=print) -> tuple[dict, list]:
+              progress:bool=True, log:Callable=print,
+              ref:Optional[dict]=None) -> tuple[dict, list]: # θ_sft, the frozen anchor of `anchor='sft'` after the first iteration
     "Train (or resume) run m of iteration i; return its task vector and its metric lines."
     d = run_dir(out, i, m); d.mkdir(parents=True, exist_ok=True)
     tv_file, ck_file, met_file = d/'task_vector.safetensors', d/'checkpoint.pt', d/'metrics.jsonl'
     if (done := finished_run(d, log)) is not None: return done
     where = lambda t=None: f"step {run.step_idx if t is None else t} of run {m}, iteration {i} in {out}"
     run = Reinforce(policy, tok, finite_reward(reward, where), prompts, cfg, seed=derive_seed(cfg.seed, i, m), gold=gold,
-                    ref=load_sft_policy(cfg, progress=False)[0] if cfg.anchor == 'sft' and i > 1 else None)   # anchor='sft': θ_sft in every iteration
+                    ref=ref if cfg.anchor == 'sft' and i > 1 else None)   # anchor='sft': θ_sft in every iteration
     stop_non_finite_grads(run.opt, where)
     lines = []
     if ck_file.exists():
@@ -430,6 +431,7 @@ class DiskStore:
 
     def start(self, cfg:WARPConfig) -> dict:
         self.lines = []                                                        # metric lines of the iterations so far
+        self.theta_sft = {n: t.clone() for n, t in self.init().items()} if cfg.anchor == 'sft' and cfg.I > 1 else None   # the frozen anchor of later iterations
         return self.init()
 
     def resume(self, cfg:WARPConfig, i:int) -> Optional[dict]:
@@ -445,7 +447,7 @@ class DiskStore:
     def runs(self, cfg:WARPConfig, i:int, init:dict) -> list[dict]:
         for m in range(1, cfg.M + 1):
             if self.procs.owns(m): train_run(self.policy, self.tok, self.reward, self.prompts, cfg, i, m, self.out, self.gold,
-                                             self.progress and self.procs.main, self.log)
+                                             self.progress and self.procs.main, self.log, ref=self.theta_sft)
         self.procs.barrier()                                                   # task vectors wait on disk, not in memory
         tvs = self.procs.share(lambda m: load_tensors(run_dir(self.out, i, m)/'task_vector.safetensors'), cfg.M, init)
         return [from_task_vector(init, tv) for tv in tvs]
