@@ -243,9 +243,9 @@ class Reinforce:
 def reinforce(policy, tok, reward, prompts,
               settings:RLSettings|WARPConfig, # a `WARPConfig` also gives the default `T`
               seed:int, T:Optional[int]=None, gold=None, progress:bool=True, ref=None):
-    "Run `T` (default: the config's `T`) REINFORCE steps from `policy`'s weights; return (final state dict, per-step history)."
+    "Run `T` (default: the config's `T`) REINFORCE steps from `policy`'s weights; return (final weights, per-step history)."
     T = T or getattr(settings, 'T', None)
     if T is None: raise ValueError("reinforce needs T (the number of steps) with RLSettings")
     run = Reinforce(policy, tok, reward, prompts, settings, seed, gold, ref)
     hist = run.run(T, progress)
-    return run.policy.state_dict(), hist
+    return weights(run.policy), hist
