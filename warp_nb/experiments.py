@@ -11,8 +11,8 @@ from typing import Any, Callable, Optional, Sequence
 from tqdm.auto import tqdm
 
 from .core import WARPConfig
-from .models import SFT_FIELDS
-from .reward import reward_fields
+from .models import sft_fields
+from .reward import reward_fingerprint
 from .merge import MERGES, merge_weights, task_vector_angles
 from .warp import MemoryStore, warp, from_task_vector, iter_dir, run_dir, load_saved_weights, load_tensors, warp_theta
 from .evaluate import World, load_world, evaluate_weights, liti_front, reinforce_front, default_checkpoints, dump_json
@@ -25,8 +25,8 @@ __all__ = ['check_same_world', 'iteration_runs', 'warp_fronts', 'merge_sweep', '
 # %% ../nbs/08_experiments.ipynb #22e8e36e
 def check_same_world(world:World, cfg:WARPConfig):
     "Refuse a world whose SFT policy or reward model differs from the run's."
-    for what, names in (('SFT policy', SFT_FIELDS), ('reward model', reward_fields(cfg))):
-        if world.cfg.fingerprint(*names) != cfg.fingerprint(*names) or world.cfg.policy != cfg.policy or world.cfg.reward_model != cfg.reward_model:
+    for what, key in (('SFT policy', lambda c: c.fingerprint(*sft_fields(c))), ('reward model', reward_fingerprint)):
+        if key(world.cfg) != key(cfg) or world.cfg.policy != cfg.policy or world.cfg.reward_model != cfg.reward_model:
             raise ValueError(f"the world's {what} differs from the run's: build the world from the run's config.json")
 
 def iteration_runs(out, # a WARP run directory

@@ -238,9 +238,12 @@ def lerp(init:WeightsLike, # theta_init (only used for checks: LERP needs no tas
 def liti(init:WeightsLike, # theta_init
          target:WeightsLike, # where to step to (the SLERP merge)
          eta:float, # step size in [0, 1]: 0 returns init, 1 returns target
+         extrapolate:bool=False, # allow eta > 1: past the target, along the same line
         ) -> dict[str, Tensor]:
     "Linear interpolation towards initialization: `(1 - eta) * init + eta * target`, per tensor, in the input dtypes."
-    _check_unit(eta, 'eta')
+    if extrapolate:
+        if not (isinstance(eta, numbers.Real) and not isinstance(eta, bool) and eta >= 0): raise ValueError(f"eta must be >= 0, got {eta!r}")
+    else: _check_unit(eta, 'eta')
     if eta is None: raise ValueError("eta must be in [0, 1], got None")
     states = [as_weights(init, 'init'), as_weights(target, 'target')]
     check_weights(states, ['init', 'target'])

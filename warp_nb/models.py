@@ -18,10 +18,11 @@ from .core import WARPConfig, artefact_threads, torch_threads, quiet_transformer
 from .data import clean_review, load_reviews, tiny_tokenizer
 
 # %% auto #0
-__all__ = ['SFT_FIELDS', 'ensure_pad_token', 'prepare_tokenizer', 'load_tokenizer', 'load_policy', 'small_gpt2', 'weights',
-           'load_weights', 'compute_autocast', 'context_length', 'check_context', 'Samples',
+__all__ = ['SFT_FIELDS', 'ensure_pad_token', 'prepare_tokenizer', 'pretrained_source', 'load_tokenizer', 'load_policy',
+           'small_gpt2', 'weights', 'load_weights', 'compute_autocast', 'context_length', 'check_context', 'Samples',
            'completion_mask_after_eos', 'position_ids_from_mask', 'sample_categorical', 'cache_kwarg', 'sample',
-           'set_sampling_config', 'sft_texts', 'lm_perplexity', 'train_sft', 'sft_policy_path', 'load_sft_policy']
+           'set_sampling_config', 'sft_texts', 'lm_perplexity', 'train_sft', 'sft_fields', 'sft_policy_path',
+           'load_sft_policy']
 
 # %% ../nbs/02_models.ipynb #0a779086
 def ensure_pad_token(tok):
@@ -37,19 +38,26 @@ def prepare_tokenizer(tok):
     tok.padding_side = 'left'
     return tok
 
-def load_tokenizer(name:Optional[str], # Hub id or path; None: the tiny world's tokenizer
+def pretrained_source(name:str) -> tuple[str, dict]:
+    "(what `from_pretrained` takes, its extra arguments): a `.gguf` file is read from its folder with `gguf_file`."
+    p = Path(str(name)).expanduser()
+    return (str(p.parent), dict(gguf_file=p.name)) if p.suffix == '.gguf' else (str(name), {})
+
+def load_tokenizer(name:Optional[str], # Hub id or path (a folder or a .gguf file); None: the tiny world's tokenizer
                    ):
     "A policy tokenizer, prepared for batched generation."
-    tok = tiny_tokenizer() if name is None else from_hub_or_path(AutoTokenizer.from_pretrained, name, 'tokenizer')
-    return prepare_tokenizer(tok)
+    if name is None: return prepare_tokenizer(tiny_tokenizer())
+    src, kw = pretrained_source(name)
+    return prepare_tokenizer(from_hub_or_path(AutoTokenizer.from_pretrained, src, 'tokenizer', **kw))
 
-def load_policy(name:str, # Hub id or local path of a causal LM
+def load_policy(name:str, # Hub id or local path of a causal LM (a folder or a .gguf file)
                 device:str='auto', # 'auto', 'cpu', 'cuda', ...
                 dtype:str='float32', # storage dtype of the weights: float32 for training (master weights); a half dtype for inference only
                 tokenizer:Optional[str]=None): # tokenizer id or path (default: the policy's own)
     "(model, tokenizer): the policy in eval mode on `device`, and its prepared tokenizer."
     dev = get_device(device)
-    with quiet_transformers(): model = from_hub_or_path(AutoModelForCausalLM.from_pretrained, name, 'policy', dtype=getattr(torch, dtype))
+    src, kw = pretrained_source(name)
+    with quiet_transformers(): model = from_hub_or_path(AutoModelForCausalLM.from_pretrained, src, 'policy', dtype=getattr(torch, dtype), **kw)
     tok = load_tokenizer(tokenizer or name)
     model.generation_config.pad_token_id = tok.pad_token_id
     return model.to(dev).eval(), tok
@@ -244,12 +252,16 @@ def lm_perplexity(model, tok, texts:list[str], context:int, batch_size:int=32) -
 def train_sft(cfg:WARPConfig, # world, sizes and sft_* settings
               out_dir, # where the policy and tokenizer are saved
               progress:bool=True) -> dict: # show a progress bar
-    "Train a small GPT-2 on the world's texts; save it (with tokenizer and `sft_metrics.json`) to `out_dir`."
+    "Fine-tune `cfg.sft_base` (or a small GPT-2 from scratch) on the world's texts; save it (with tokenizer and `sft_metrics.json`) to `out_dir`."
     t0 = time.time()
     g = seed_everything(cfg.seed)
     dev = get_device(cfg.device)
-    tok = load_tokenizer(cfg.tokenizer if cfg.world != 'tiny' else None)
-    model = small_gpt2(tok, cfg.sft_layers, cfg.sft_dim, cfg.sft_heads, cfg.sft_context, seed=cfg.seed).to(dev).train()
+    if cfg.sft_base is not None:
+        model, tok = load_policy(cfg.sft_base, cfg.device, 'float32', cfg.tokenizer)
+        model.train()
+    else:
+        tok = load_tokenizer(cfg.tokenizer if cfg.world != 'tiny' else None)
+        model = small_gpt2(tok, cfg.sft_layers, cfg.sft_dim, cfg.sft_heads, cfg.sft_context, seed=cfg.seed).to(dev).train()
     texts = sft_texts(cfg, 'train')
     steps = math.ceil(cfg.sft_epochs * math.ceil(len(texts) / cfg.sft_batch_size))
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.sft_lr, weight_decay=0.01)
@@ -277,10 +289,14 @@ def train_sft(cfg:WARPConfig, # world, sizes and sft_* settings
 SFT_FIELDS = ('world', 'data', 'tokenizer', 'sft_layers', 'sft_dim', 'sft_heads', 'sft_context', 'sft_examples',
               'sft_epochs', 'sft_lr', 'sft_batch_size', 'seed')
 
+def sft_fields(cfg:WARPConfig) -> tuple[str, ...]:
+    "The `WARPConfig` fields that determine the SFT policy `cfg` trains."
+    return SFT_FIELDS + (('sft_base',) if cfg.sft_base is not None else ())
+
 def sft_policy_path(cfg:WARPConfig, progress:bool=True) -> Path:
-    "The SFT policy of `cfg`: `cfg.policy` when given, else a small GPT-2 trained once and cached."
+    "The SFT policy of `cfg`: `cfg.policy` when given, else one trained once (from `sft_base` or from scratch) and cached."
     if cfg.policy is not None: return Path(cfg.policy) if Path(cfg.policy).exists() else cfg.policy
-    key = f"sft-{cfg.world}-{cfg.fingerprint(*SFT_FIELDS)}"
+    key = f"sft-{cfg.world}-{cfg.fingerprint(*sft_fields(cfg))}"
     with torch_threads(artefact_threads(cfg)): return cached_artifact(key, lambda d: train_sft(cfg, d, progress))
 
 def load_sft_policy(cfg:WARPConfig, progress:bool=True):

@@ -14,7 +14,7 @@ import seaborn as sns
 
 # %% auto #0
 __all__ = ['FIG_DPI', 'SYMBOLS', 'save_fig', 'show_saved', 'plot_front', 'plot_training', 'plot_merge_sweep', 'plot_sweeps',
-           'smooth', 'plot_hacking', 'plot_angles']
+           'smooth', 'plot_hacking', 'plot_angles', 'plot_bands']
 
 # %% ../nbs/07a_plots.ipynb #4c657c19
 FIG_DPI = 100 # figures are saved small
@@ -45,7 +45,8 @@ _STYLE = {'WARP': dict(marker='o', ls='-'), 'REINFORCE': dict(marker='s', ls='--
 def plot_front(points:list[dict], # evaluated points with 'label', 'method', 'kl', 'reward', ...
                sft:dict, # the SFT point (drawn at KL 0)
                y:str='reward', # 'reward' or 'gold'
-               ax=None, title:Optional[str]=None, annotate:bool=True, path=None):
+               ax=None, title:Optional[str]=None, annotate:bool=True, path=None,
+               ylabel:Optional[str]=None): # default: '(gold) reward on held-out prompts'
     "Reward (or gold reward) against KL to SFT, one line per label, with 95% intervals on both axes."
     with sns.axes_style('whitegrid'):
         if ax is None: _, ax = plt.subplots(figsize=(7, 4.8))
@@ -59,7 +60,7 @@ def plot_front(points:list[dict], # evaluated points with 'label', 'method', 'kl
                     txt = f"η={p['eta']:g}" if p.get('eta') is not None else f"{p['step']}" if p.get('step') is not None else ''
                     ax.annotate(txt, (p['kl'], p[y]), fontsize=6, color=f'C{k}', xytext=(3, -8), textcoords='offset points')
         ax.errorbar([0], [sft[y]], yerr=[sft[f'{y}_ci']], marker='*', ms=9, color='k', capsize=2, ls='none', label='SFT')
-        ax.set_xlabel('KL(π ‖ π_sft) on held-out prompts'); ax.set_ylabel(f"{'gold ' if y == 'gold' else ''}reward on held-out prompts")
+        ax.set_xlabel('KL(π ‖ π_sft) on held-out prompts'); ax.set_ylabel(ylabel or f"{'gold ' if y == 'gold' else ''}reward on held-out prompts")
         if title: ax.set_title(title, fontsize=10)
         ax.legend(fontsize=7)
     return save_fig(ax.figure, path)
@@ -162,5 +163,21 @@ def plot_angles(rows:list[dict], title:Optional[str]=None, path=None):
         ax.axhline(90, ls='--', color='k', lw=.8)
         ax.set_ylim(0, max(100, df.angle.max() + 5)); ax.set_ylabel('angle between task vectors (°)'); ax.set_xlabel('')
         if title: ax.set_title(title, fontsize=10)
+        fig.tight_layout()
+    return save_fig(fig, path)
+
+# %% ../nbs/07a_plots.ipynb #1337dcf7
+def plot_bands(panels:dict, # y-axis label -> {method label -> band}, a band being `seed_band`'s dict (kl, mean, ci, n)
+               title:Optional[str]=None, path=None):
+    "One panel per score: each method's mean front over seeds against KL, with its 95% band."
+    with sns.axes_style('whitegrid'):
+        fig, axs = plt.subplots(1, len(panels), figsize=(4.6 * len(panels), 3.4), squeeze=False)
+        for ax, (ylabel, bands) in zip(axs[0], panels.items()):
+            for k, (label, b) in enumerate(bands.items()):
+                x, m, c = (np.asarray(b[n], dtype=float) for n in ('kl', 'mean', 'ci'))
+                ax.plot(x, m, color=f'C{k}', lw=1.5, label=f"{label} ({b['n']} seeds)")
+                ax.fill_between(x, m - c, m + c, color=f'C{k}', alpha=.2, lw=0)
+            ax.set_xlabel('KL(π ‖ π_sft) on held-out prompts'); ax.set_ylabel(ylabel); ax.legend(fontsize=7)
+        if title: fig.suptitle(title, fontsize=10)
         fig.tight_layout()
     return save_fig(fig, path)

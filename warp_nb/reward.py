@@ -19,7 +19,8 @@ from .models import ensure_pad_token
 
 # %% auto #0
 __all__ = ['POSITIVE_NAMES', 'NEGATING_WORDS', 'GENERIC_LABELS', 'REWARD_CACHE_VERSION', 'Reward', 'is_positive_label',
-           'positive_label_indices', 'reward_fields', 'reward_model_path', 'load_reward', 'gold_reward']
+           'positive_label_indices', 'reward_tokenizer_name', 'reward_fingerprint', 'reward_model_path', 'load_reward',
+           'has_judge', 'judge_config', 'gold_reward']
 
 # %% ../nbs/03_reward.ipynb #1a45b225
 def _as_rewards(x, n:int, name:str) -> torch.Tensor:
@@ -157,17 +158,23 @@ def from_pretrained(cls:Reward,
 # %% ../nbs/03_reward.ipynb #a2be058b
 REWARD_CACHE_VERSION = 1 # bumped when the training code changes what a cached reward model would be
 
-def reward_fields(cfg:WARPConfig) -> tuple[str, ...]:
-    "The `WARPConfig` fields that determine the reward model `cfg` trains."
+def reward_tokenizer_name(cfg:WARPConfig) -> Optional[str]:
+    "The tokenizer of a small BERT reward model on IMDB: `rm_tokenizer`, else the policy's (`tokenizer`, else `policy`)."
+    return cfg.rm_tokenizer or cfg.tokenizer or cfg.policy
+
+def reward_fingerprint(cfg:WARPConfig) -> str:
+    "A hash of exactly the settings that determine the reward model `cfg` trains: its cache key."
     names = ('world', 'data', 'seed', 'rm_base', 'rm_pairs', 'rm_max_length', 'rm_epochs', 'rm_lr', 'rm_batch_size')
     if cfg.rm_base is None: names += ('rm_layers', 'rm_dim')
-    if cfg.rm_base is None and cfg.world != 'tiny': names += ('tokenizer',) if cfg.tokenizer else ('tokenizer', 'policy')
-    return names
+    if cfg.rm_half is not None: names += ('rm_half',)
+    if cfg.rm_base is None and cfg.world != 'tiny':   # the tokenizer, however the config names it
+        return cfg.replace(rm_tokenizer=reward_tokenizer_name(cfg)).fingerprint(*names, 'rm_tokenizer')
+    return cfg.fingerprint(*names)
 
 def reward_model_path(cfg:WARPConfig) -> Union[Path, str]:
     "`cfg.reward_model` when given (a path, or a Hub id as a string), else the reward model `cfg` trains, cached."
     if cfg.reward_model is not None: return Path(cfg.reward_model) if Path(cfg.reward_model).exists() else cfg.reward_model
-    key = f"reward-{cfg.world}-v{REWARD_CACHE_VERSION}-{cfg.fingerprint(*reward_fields(cfg))}"
+    key = f"reward-{cfg.world}-v{REWARD_CACHE_VERSION}-{reward_fingerprint(cfg)}"
     from warp_nb.reward_model import train_reward_model   # training's imports (Trainer, ...) only when a model is trained
     with torch_threads(artefact_threads(cfg)): return cached_artifact(key, lambda d: train_reward_model(cfg, d))
 
@@ -175,6 +182,20 @@ def load_reward(cfg:WARPConfig, batch_size:int=64) -> Reward:
     "The reward of `cfg`: `cfg.reward_model` (a Hub id or a path), or the model it trains (cached), on `cfg.device`."
     return Reward.from_pretrained(str(reward_model_path(cfg)), device=cfg.device, batch_size=batch_size)
 
+def has_judge(cfg:WARPConfig) -> bool:
+    "True for an IMDB world whose proxy is a small BERT trained here on one half of the reviews (so the other half is free)."
+    return cfg.world != 'tiny' and cfg.rm_half is not None and cfg.rm_base is None and cfg.reward_model is None
+
+def judge_config(cfg:WARPConfig) -> WARPConfig:
+    "The settings of the judge of `cfg`: the other half of the training reviews, the next seed, one more layer, 3/4 of the width."
+    if not has_judge(cfg): raise ValueError("a judge needs an IMDB proxy trained here on one half of the reviews (rm_half 0 or 1, no rm_base or reward_model)")
+    return cfg.replace(rm_half=1 - cfg.rm_half, seed=cfg.seed + 1, rm_layers=cfg.rm_layers + 1, rm_dim=cfg.rm_dim * 3 // 4)
+
 def gold_reward(cfg:WARPConfig) -> Optional[Reward]:
-    "The exact gold reward of the tiny world; None for IMDB."
-    return Reward.from_callable(tiny_gold_reward, name='tiny-gold') if cfg.world == 'tiny' else None
+    "The reward that judges without being trained on: the tiny world's exact reward, the judge of an IMDB world that has one, else None."
+    if cfg.world == 'tiny': return Reward.from_callable(tiny_gold_reward, name='tiny-gold')
+    if not has_judge(cfg): return None
+    j = judge_config(cfg)
+    r = Reward.from_pretrained(str(reward_model_path(j)), device=j.device)
+    r.name = 'judge'
+    return r

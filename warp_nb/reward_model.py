@@ -6,7 +6,7 @@
 from __future__ import annotations
 import json, math, tempfile, time
 from pathlib import Path
-from typing import Sequence
+from typing import Optional, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -19,11 +19,12 @@ from .core import (WARPConfig, atomic_write_text, derive_seed, from_hub_or_path,
                           seed_everything)
 from .data import draw_reviews, load_reviews, make_reward_pairs, tiny_tokenizer
 from .models import ensure_pad_token
-from .reward import Reward
+from .reward import Reward, reward_tokenizer_name
 
 # %% auto #0
 __all__ = ['REWARD_LABELS', 'bt_loss', 'prepare_reward_tokenizer', 'reward_tokenizer', 'build_reward_model', 'PairCollator',
-           'BradleyTerryTrainer', 'center_reward', 'evaluate_reward', 'plot_rewards', 'train_reward_model']
+           'BradleyTerryTrainer', 'center_reward', 'evaluate_reward', 'plot_rewards', 'review_half',
+           'train_reward_model']
 
 # %% ../nbs/03b_reward_model.ipynb #61a18acb
 def bt_loss(r_chosen:torch.Tensor, # [B] rewards of the chosen texts
@@ -44,8 +45,8 @@ def reward_tokenizer(cfg:WARPConfig):
     if cfg.rm_base is not None: tok = from_hub_or_path(AutoTokenizer.from_pretrained, cfg.rm_base, 'reward-model tokenizer')
     elif cfg.world == 'tiny': tok = tiny_tokenizer(for_reward=True)
     else:
-        name = cfg.tokenizer or cfg.policy
-        if name is None: raise ValueError("an IMDB reward model built from a config needs cfg.tokenizer (e.g. a GPT-2 tokenizer path) or cfg.rm_base")
+        name = reward_tokenizer_name(cfg)
+        if name is None: raise ValueError("an IMDB reward model built from a config needs cfg.rm_tokenizer or cfg.tokenizer (e.g. a GPT-2 tokenizer path), or cfg.rm_base")
         tok = from_hub_or_path(AutoTokenizer.from_pretrained, name, 'tokenizer')
     return prepare_reward_tokenizer(tok, cfg.rm_max_length)
 
@@ -131,6 +132,13 @@ def plot_rewards(rewards:torch.Tensor, # [n] rewards of reviews
     return ax
 
 # %% ../nbs/03b_reward_model.ipynb #0258a499
+def review_half(n:int, # number of reviews
+                half:Optional[int]) -> list[int]: # 0 or 1; None: all
+    "Indices of one half of `n` reviews, split by a fixed permutation (seed 0, whatever the run's seed); all of them when `half` is None."
+    if half is None: return list(range(n))
+    perm = torch.randperm(n, generator=torch.Generator().manual_seed(0)).tolist()
+    return sorted(perm[:n // 2] if half == 0 else perm[n // 2:])
+
 def train_reward_model(cfg:WARPConfig, # world, data, seed and the rm_* settings
                        out_dir, # folder that receives the model, its tokenizer and reward_metrics.json
                        n_eval:int=2000, # held-out pairs and reviews for the evaluation
@@ -139,6 +147,7 @@ def train_reward_model(cfg:WARPConfig, # world, data, seed and the rm_* settings
     t0, out_dir = time.time(), Path(out_dir)
     tok = reward_tokenizer(cfg)
     train = load_reviews(cfg.data, 'train')
+    train = train.select(review_half(len(train), cfg.rm_half))
     texts, labels = list(train['text']), list(train['label'])
     pairs = make_reward_pairs(texts, labels, cfg.rm_pairs, seed=cfg.seed)
     seed_everything(cfg.seed)

@@ -15,7 +15,7 @@ import torch.distributed as dist
 from filelock import FileLock, Timeout
 from safetensors.torch import save_file, load_file
 
-from .core import WARPConfig, atomic_dir, atomic_write_text, derive_seed, get_device, quiet_transformers, torch_threads
+from .core import WARPConfig, atomic_dir, atomic_write_text, derive_seed, get_device, quiet_transformers, run_seed, torch_threads
 from .data import training_prompts
 from .models import load_sft_policy, load_weights, set_sampling_config, sft_policy_path, weights
 from .reward import load_reward, gold_reward, reward_model_path
@@ -37,15 +37,17 @@ def warp(cfg:WARPConfig, # I, M, T, λ, η, the merge and the REINFORCE settings
          store) -> Any: # trains the runs and keeps the merges: `MemoryStore` or `DiskStore`
     "Algorithm 1: I iterations of M REINFORCE runs from θ_init, merged by SLERP, then a LITI step toward the merge; returns `store.end(cfg)`."
     init = store.start(cfg)                                                    # θ_init ← θ_sft
+    sft = {n: t.clone() for n, t in init.items()} if cfg.liti_toward == 'sft' else None   # kept only for the ablation
     for i in range(1, cfg.I + 1):
         if (done := store.resume(cfg, i)) is not None: init = done; continue   # iteration i is merged already (a resumed run)
         thetas = store.runs(cfg, i, init)                                      # θ_m ← REINFORCE, T steps from θ_init, m = 1..M
         theta_slerp = merge_weights(init, thetas, cfg.merge, cfg.lam); del thetas   # θ_slerp^i ← SLERP(θ_init, {θ_m}, λ)
-        init = store.merged(cfg, i, theta_slerp, liti(init, theta_slerp, cfg.eta))   # θ_init ← (1 − η)·θ_init + η·θ_slerp^i
+        base = init if sft is None else sft
+        init = store.merged(cfg, i, theta_slerp, liti(base, theta_slerp, cfg.eta))   # θ_init ← (1 − η)·θ_init + η·θ_slerp^i
     return store.end(cfg)
 
 # %% ../nbs/06_warp.ipynb #0b092b89
-RUN_IGNORED = ('preset', 'I', 'M', 'lam', 'eta', 'merge', 'eval_prompts', 'eval_etas', 'out_dir', 'checkpoint_every', 'device')  # settings a run does not read
+RUN_IGNORED = ('preset', 'I', 'M', 'lam', 'eta', 'liti_toward', 'merge', 'eval_prompts', 'eval_etas', 'out_dir', 'checkpoint_every', 'device')  # settings a run does not read
 
 def weights_hash(w:dict) -> str:
     "A short hash of weights by name (names and float32 values)."
@@ -84,7 +86,7 @@ class MemoryStore:
         "(θ_m, history) of run m of iteration i from `init`, seeded as in `run_warp`; trained once per `run_key`."
         key = run_key(cfg, i, m, init)
         if key not in self.cache:
-            r = Reinforce(load_weights(self.scratch, init), self.tok, self.reward, self.prompts, cfg, derive_seed(cfg.seed, i, m),
+            r = Reinforce(load_weights(self.scratch, init), self.tok, self.reward, self.prompts, cfg, run_seed(cfg, i, m),
                           gold=self.gold, ref=self.ref)                        # anchor='sft': θ_sft in every iteration
             hist = [dict(iteration=i, run=m, **h) for h in r.run(cfg.T, self.progress)]
             self.cache[key] = ({n: p.detach().clone() for n, p in weights(r.policy).items()}, hist)
@@ -367,7 +369,7 @@ def train_run(policy, tok, reward, prompts, cfg:WARPConfig, i:int, m:int, out:Pa
     tv_file, ck_file, met_file = d/'task_vector.safetensors', d/'checkpoint.pt', d/'metrics.jsonl'
     if (done := finished_run(d, log)) is not None: return done
     where = lambda t=None: f"step {run.step_idx if t is None else t} of run {m}, iteration {i} in {out}"
-    run = Reinforce(policy, tok, finite_reward(reward, where), prompts, cfg, seed=derive_seed(cfg.seed, i, m), gold=gold,
+    run = Reinforce(policy, tok, finite_reward(reward, where), prompts, cfg, seed=run_seed(cfg, i, m), gold=gold,
                     ref=ref if cfg.anchor == 'sft' and i > 1 else None)   # anchor='sft': θ_sft in every iteration
     stop_non_finite_grads(run.opt, where)
     lines = []
