@@ -191,7 +191,7 @@ PRESETS = {
                       out_dir='runs/imdb-mini'),
     'imdb-smol': dict(world='imdb', data='stanfordnlp/imdb', sft_base=SMOLLM2, rm_tokenizer='gpt2', I=2, M=2, T=16,
                       batch_size=16, mu=0.01, beta=0.1, eta=0.5, lr=5e-5, warmup_steps=2, temperature=0.9,
-                      max_new_tokens=24, prompt_min_tokens=2, prompt_max_tokens=8, sft_context=64, sft_examples=1200,
+                      max_new_tokens=24, prompt_min_tokens=2, prompt_max_tokens=8, sft_context=64, sft_examples=640,
                       sft_epochs=1.0, sft_lr=5e-5, sft_batch_size=8, rm_layers=2, rm_dim=128, rm_pairs=6000,
                       rm_max_length=256, rm_epochs=1.0, rm_lr=2e-3, rm_half=0, eval_prompts=128, eval_etas=(0.0, 0.5, 1.0),
                       out_dir='runs/imdb-smol'),

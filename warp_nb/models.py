@@ -18,11 +18,11 @@ from .core import WARPConfig, artefact_threads, torch_threads, quiet_transformer
 from .data import clean_review, load_reviews, tiny_tokenizer
 
 # %% auto #0
-__all__ = ['SFT_FIELDS', 'ensure_pad_token', 'prepare_tokenizer', 'pretrained_source', 'load_tokenizer', 'load_policy',
-           'small_gpt2', 'weights', 'load_weights', 'compute_autocast', 'context_length', 'check_context', 'Samples',
-           'completion_mask_after_eos', 'position_ids_from_mask', 'sample_categorical', 'cache_kwarg', 'sample',
-           'set_sampling_config', 'sft_texts', 'lm_perplexity', 'train_sft', 'sft_fields', 'sft_policy_path',
-           'load_sft_policy']
+__all__ = ['SFT_FIELDS', 'ensure_pad_token', 'prepare_tokenizer', 'pretrained_source', 'drop_gguf_quantizer', 'load_tokenizer',
+           'load_policy', 'small_gpt2', 'weights', 'load_weights', 'compute_autocast', 'context_length',
+           'check_context', 'Samples', 'completion_mask_after_eos', 'position_ids_from_mask', 'sample_categorical',
+           'cache_kwarg', 'sample', 'set_sampling_config', 'sft_texts', 'lm_perplexity', 'train_sft', 'sft_fields',
+           'sft_policy_path', 'load_sft_policy']
 
 # %% ../nbs/02_models.ipynb #0a779086
 def ensure_pad_token(tok):
@@ -43,6 +43,12 @@ def pretrained_source(name:str) -> tuple[str, dict]:
     p = Path(str(name)).expanduser()
     return (str(p.parent), dict(gguf_file=p.name)) if p.suffix == '.gguf' else (str(name), {})
 
+def drop_gguf_quantizer(model:PreTrainedModel) -> PreTrainedModel:
+    "A model read from a GGUF file holds de-quantised float32 weights but keeps transformers' GGUF quantizer, which refuses `save_pretrained`: drop it."
+    model.hf_quantizer = None
+    if hasattr(model.config, 'quantization_config'): del model.config.quantization_config
+    return model
+
 def load_tokenizer(name:Optional[str], # Hub id or path (a folder or a .gguf file); None: the tiny world's tokenizer
                    ):
     "A policy tokenizer, prepared for batched generation."
@@ -58,6 +64,7 @@ def load_policy(name:str, # Hub id or local path of a causal LM (a folder or a .
     dev = get_device(device)
     src, kw = pretrained_source(name)
     with quiet_transformers(): model = from_hub_or_path(AutoModelForCausalLM.from_pretrained, src, 'policy', dtype=getattr(torch, dtype), **kw)
+    if 'gguf_file' in kw: drop_gguf_quantizer(model)
     tok = load_tokenizer(tokenizer or name)
     model.generation_config.pad_token_id = tok.pad_token_id
     return model.to(dev).eval(), tok
