@@ -15,11 +15,11 @@ import torch
 from filelock import FileLock
 
 # %% auto #0
-__all__ = ['SMOLLM2', 'PRESETS', 'looks_local', 'WARPConfig', 'check_field_names', 'validate_config', 'get_preset',
-           'atomic_write_text', 'atomic_dir', 'cache_dir', 'cached_artifact', 'seed_everything', 'derive_seed',
-           'run_seed', 'get_device', 'get_dtype', 'one_thread_per_test_process', 'torch_threads', 'quiet_transformers',
-           'artefact_threads', 'from_hub_or_path', 'find_shared_data', 'gpu_present', 'path_present', 'imdb_sources',
-           'smollm2_gguf', 'smol_source']
+__all__ = ['SMOLLM2', 'IMDB_SMALL_RM', 'PRESETS', 'looks_local', 'WARPConfig', 'check_field_names', 'validate_config',
+           'get_preset', 'atomic_write_text', 'atomic_dir', 'cache_dir', 'cached_artifact', 'seed_everything',
+           'derive_seed', 'run_seed', 'get_device', 'get_dtype', 'one_thread_per_test_process', 'torch_threads',
+           'quiet_transformers', 'artefact_threads', 'from_hub_or_path', 'find_shared_data', 'gpu_present',
+           'path_present', 'imdb_sources', 'smollm2_gguf', 'smol_source']
 
 # %% ../nbs/00_core.ipynb #9a74149b
 def looks_local(name:str) -> bool:
@@ -176,6 +176,7 @@ def validate_config(c:WARPConfig):
 
 # %% ../nbs/00_core.ipynb #8f9e94ca
 SMOLLM2 = 'HuggingFaceTB/SmolLM2-135M-Instruct' # the pretrained LM of `imdb-smol` on the Hub (Apache 2.0)
+IMDB_SMALL_RM = dict(rm_layers=2, rm_dim=128, rm_pairs=6000, rm_max_length=256, rm_epochs=1.0, rm_lr=2e-3, rm_half=0) # the proxy both small IMDB worlds share
 
 PRESETS = {
     'tiny': dict(world='tiny', data='tiny', I=2, M=2, T=80, batch_size=32, mu=0.01, beta=0.1, eta=0.5, lr=5e-4,
@@ -186,15 +187,13 @@ PRESETS = {
     'imdb-mini': dict(world='imdb', data='stanfordnlp/imdb', tokenizer='gpt2', I=2, M=2, T=100, batch_size=32, mu=0.01,
                       beta=0.1, eta=0.5, lr=2e-4, warmup_steps=10, temperature=0.9, max_new_tokens=32,
                       prompt_min_tokens=2, prompt_max_tokens=8, sft_layers=4, sft_dim=128, sft_heads=4, sft_context=48,
-                      sft_examples=8000, sft_epochs=1.0, sft_lr=2e-3, sft_batch_size=32, rm_layers=2, rm_dim=128,
-                      rm_pairs=6000, rm_max_length=256, rm_epochs=1.0, rm_lr=2e-3, rm_half=0, eval_prompts=256,
+                      sft_examples=8000, sft_epochs=1.0, sft_lr=2e-3, sft_batch_size=32, **IMDB_SMALL_RM, eval_prompts=256,
                       out_dir='runs/imdb-mini'),
     'imdb-smol': dict(world='imdb', data='stanfordnlp/imdb', sft_base=SMOLLM2, rm_tokenizer='gpt2', I=2, M=2, T=16,
                       batch_size=16, mu=0.01, beta=0.1, eta=0.5, lr=5e-5, warmup_steps=2, temperature=0.9,
                       max_new_tokens=24, prompt_min_tokens=2, prompt_max_tokens=8, sft_context=64, sft_examples=640,
-                      sft_epochs=1.0, sft_lr=5e-5, sft_batch_size=8, rm_layers=2, rm_dim=128, rm_pairs=6000,
-                      rm_max_length=256, rm_epochs=1.0, rm_lr=2e-3, rm_half=0, eval_prompts=128, eval_etas=(0.0, 0.5, 1.0),
-                      out_dir='runs/imdb-smol'),
+                      sft_epochs=1.0, sft_lr=5e-5, sft_batch_size=8, **IMDB_SMALL_RM, eval_prompts=128,
+                      eval_etas=(0.0, 0.5, 1.0), out_dir='runs/imdb-smol'),
     'imdb': dict(world='imdb', data='stanfordnlp/imdb', policy='lvwerra/gpt2-imdb', rm_base='distilbert-base-cased',
                  I=2, M=2, T=100, batch_size=64, mu=0.01, beta=0.1, eta=0.5, lr=1e-5, warmup_steps=10,
                  temperature=0.9, max_new_tokens=53, prompt_min_tokens=2, prompt_max_tokens=8, rm_pairs=20000,
