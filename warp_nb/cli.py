@@ -161,7 +161,7 @@ def warp_bench(sizes:Param('sizes to benchmark (tiny, imdb-mini)', str, nargs='+
                steps:Param('timed RL steps per framework and size (tiny: 3x as many)', int)=10,
                warmup:Param('untimed RL steps first', int)=2,
                batch_size:Param("completions per step (default: the preset's)", int)=None,
-               trl:Param('compare with TRL RLOOTrainer (--no-trl: warp_nb alone)', action=argparse.BooleanOptionalAction)=True,
+               trl:Param("compare with TRL's RLOOTrainer, step by step and as WARP's whole loop (--no-trl: warp_nb alone)", action=argparse.BooleanOptionalAction)=True,
                threads:Param('torch threads for both frameworks (0: torch default)', int)=1,
                memory:Param('measure peak memory, in fresh processes', action=argparse.BooleanOptionalAction)=True,
                slerp:Param('time SLERP of two GPT-2-small task vectors', action=argparse.BooleanOptionalAction)=True,
@@ -169,7 +169,7 @@ def warp_bench(sizes:Param('sizes to benchmark (tiny, imdb-mini)', str, nargs='+
                json_out:Param('also write the raw results to this JSON file', str)=None,
                data:Param("offline data folder holding gpt2-tokenizer/ (default: shared/data beside the checkout, or $WARP_NB_SHARED_DATA)", str)=None,
                tokenizer:Param("local GPT-2 tokenizer folder for imdb-mini (default: gpt2-tokenizer/ in the data folder, else the Hub's gpt2)", str)=None):
-    "Benchmark warp_nb's RL step against TRL's RLOOTrainer at equal settings, its phases, its peak memory, and SLERP at GPT-2-small size."
+    "Benchmark warp_nb's RL step and whole WARP loop against TRL's RLOOTrainer at equal settings, its phases, its peak memory, and SLERP at GPT-2-small size."
     from warp_nb.bench import BENCH_SIZES, bench_config, bench_inputs, bench_tokenizer, run_bench
     sizes = [sizes] if isinstance(sizes, str) else list(sizes or BENCH_SIZES)
     one_line = lambda e: ' '.join(str(e).split())
