@@ -166,7 +166,7 @@ def bench_trainer(cfg:WARPConfig, # a `bench_config`: fixed-length completions (
                   steps:int, # training steps
                   callbacks:Sequence=(), # more TrainerCallbacks
                   seed:int=0):
-    "TRL's side of the benchmark: `rloo_trainer` at `cfg`, the EOS ban passed to TRL's sampling; call `trainer.warp_tmp.cleanup()` after training."
+    "TRL's side of the benchmark: `rloo_trainer` at `cfg`, the EOS ban passed to TRL's sampling."
     return rloo_trainer(policy, tok, trl_reward_fn(reward, tok), prompts, cfg.replace(min_new_tokens=0), seed, steps,
                         callbacks=callbacks, generation_kwargs=dict(min_new_tokens=cfg.min_new_tokens))
 
@@ -204,9 +204,7 @@ def compare_rl_step(size:str='tiny', # 'tiny' or 'imdb-mini'
         trl_s = None
         if trl and has_trl():
             cb = _interleaver(warp_step)
-            trainer = bench_trainer(cfg, policy, tok, reward, prompts, steps + warmup, [cb], seed)
-            try: trainer.train()
-            finally: trainer.warp_tmp.cleanup()
+            bench_trainer(cfg, policy, tok, reward, prompts, steps + warmup, [cb], seed).train()
             trl_s = cb.times[warmup:]
         else:
             for _ in range(steps + warmup): warp_step()
@@ -278,8 +276,7 @@ def _rl_memory_child(size:str, framework:str, steps:int, batch_size:Optional[int
                 for _ in range(steps): run.step()
             else:
                 trainer = bench_trainer(cfg, policy, tok, reward, prompts, steps); del policy
-                try: trainer.train()
-                finally: trainer.warp_tmp.cleanup()
+                trainer.train()
     S = cfg.prompt_max_tokens + cfg.max_new_tokens
     return dict(size=size, framework=framework, base_mb=pk.start, peak_mb=pk.peak, extra_mb=pk.extra,
                 must_hold_mb=must_hold_mb(P, R), logits_mb=cfg.batch_size * S * len(tok) * 4 / MB)

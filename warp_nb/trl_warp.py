@@ -20,14 +20,16 @@ from .reward import load_reward
 from .reinforce import ema_update
 from .merge import gram, lerp_weights, merge_weights, slerp_weights
 from .warp import MemoryStore, run_key, save_policy, warp
-from .evidence import RunCache
+from .evaluate import load_world
+from .experiments import cached_json
+from .evidence import RunCache, warp_points
 
 # %% auto #0
 __all__ = ['WARP_OPTIMIZER_FIELDS', 'LAUNCH_ENV', 'package_version', 'has_trl', 'has_peft', 'trl_present', 'check_paired',
            'EMAAnchor', 'adapter_params', 'adapter_anchor', 'rloo_args', 'warp_optimizer', 'mask_positions',
            'text_joiner', 'trl_reward_fn', 'History', 'as_lora_config', 'rloo_trainer', 'lora_task_vector',
-           'add_update', 'rloo_run', 'launch_place', 'one_process', 'wait_for', 'TRLStore', 'trl_warp', 'launch_script',
-           'lora_merge', 'merge_coefs', 'merged_adapter', 'load_peft', 'trl_real_text']
+           'add_update', 'rloo_run', 'launch_place', 'one_process', 'wait_for', 'TRLStore', 'trl_warp', 'lora_merge',
+           'merge_coefs', 'merged_adapter', 'load_peft', 'trl_real_text']
 
 # %% ../nbs/10_trl.ipynb #762e1ffe
 def package_version(name:str) -> Optional[str]:
@@ -178,20 +180,19 @@ def rloo_trainer(policy:nn.Module, # θ_init: the model the run starts from (lef
     from trl import RLOOTrainer
     if lora is not None and cfg.anchor == 'sft':
         raise ValueError("anchor='sft' is not available with LoRA: an adapter's reference is its base, θ_init (use anchor='ema' or 'init')")
-    tmp = tempfile.TemporaryDirectory(prefix='warp_trl_')
-    with quiet_transformers(warnings_too=True):
+    with tempfile.TemporaryDirectory(prefix='warp_trl_') as tmp, quiet_transformers(warnings_too=True):   # needed only until TRL has loaded its reference
         if lora is None:
-            policy.save_pretrained(Path(tmp.name)/'init')                     # TRL loads its reference model from the policy's folder
-            model = AutoModelForCausalLM.from_pretrained(Path(tmp.name)/'init', dtype=torch.float32)
+            policy.save_pretrained(Path(tmp)/'init')                          # TRL loads its reference model from the policy's folder
+            model = AutoModelForCausalLM.from_pretrained(Path(tmp)/'init', dtype=torch.float32)
         else:
             from peft import get_peft_model
             seed_everything(seed)
             model = get_peft_model(copy.deepcopy(policy).float(), copy.deepcopy(as_lora_config(lora)))
         hist = History()
-        trainer = RLOOTrainer(model=model, reward_funcs=reward_funcs, args=rloo_args(cfg, Path(tmp.name)/'trl', steps or cfg.T, seed, **trl_kwargs),
+        trainer = RLOOTrainer(model=model, reward_funcs=reward_funcs, args=rloo_args(cfg, Path(tmp)/'trl', steps or cfg.T, seed, **trl_kwargs),
                               processing_class=tok, train_dataset=Dataset.from_dict({'prompt': list(prompts)}), callbacks=[hist])
     for cb in (PrinterCallback, ProgressCallback): trainer.remove_callback(cb)
-    trainer.warp_tmp, trainer.history, trainer.ema = tmp, hist, None
+    trainer.history, trainer.ema = hist, None
     trainer.optimizer, trainer.lr_scheduler = warp_optimizer([p for p in trainer.model.parameters() if p.requires_grad], cfg)
     trainer.warp_hooks = [mask_positions(m) for m in (trainer.model, trainer.ref_model) if m is not None]
     if cfg.anchor == 'sft' and ref is not None: load_weights(trainer.ref_model, weights(ref), 'reference weights')
@@ -228,12 +229,10 @@ def rloo_run(policy:nn.Module, tok, reward_funcs, prompts:Sequence[str], cfg:WAR
              **trl_kwargs) -> tuple[dict, list]: # more RLOOConfig fields
     "One REINFORCE run of WARP trained by TRL from `policy`'s weights (see `rloo_trainer`): (θ_m, the per-step log)."
     trainer = rloo_trainer(policy, tok, reward_funcs, prompts, cfg, seed, steps, ref, lora, **trl_kwargs)
-    try:
-        with quiet_transformers(warnings_too=True): trainer.train()
-        if lora is None: theta = {n: p.detach().clone() for n, p in weights(trainer.model).items()}
-        else: theta = add_update(weights(policy), lora_task_vector(trainer.model))
-        return theta, trainer.history.rows
-    finally: trainer.warp_tmp.cleanup()
+    with quiet_transformers(warnings_too=True): trainer.train()
+    if lora is None: theta = {n: p.detach().clone() for n, p in weights(trainer.model).items()}
+    else: theta = add_update(weights(policy), lora_task_vector(trainer.model))
+    return theta, trainer.history.rows
 
 # %% ../nbs/10_trl.ipynb #1cbaf93f
 LAUNCH_ENV = ('RANK', 'WORLD_SIZE', 'LOCAL_RANK', 'LOCAL_WORLD_SIZE', 'GROUP_RANK', 'GROUP_WORLD_SIZE', 'ROLE_RANK', 'ROLE_WORLD_SIZE',
@@ -308,10 +307,11 @@ def trl_warp(cfg:WARPConfig, # I, M, T, λ, η, the merge, and the runs' setting
              lora=None, # a peft `LoraConfig` or its fields: every run trains an adapter; their dense updates are merged
              out_dir=None, # where θ_slerp^I is saved (`save_pretrained`, with the tokenizer; by process 0)
              runs_dir=None, # a folder keeping the finished runs (`RunCache`): a new call resumes from them; needed by several processes
-             cache:Optional[dict]=None, # runs shared between calls in memory (see `MemoryStore`); ignored with `runs_dir`
+             cache:Optional[dict]=None, # instead of `runs_dir`: runs shared between calls in memory (see `MemoryStore`)
              **trl_kwargs) -> dict: # more RLOOConfig fields, passed through untouched
     "WARP (Algorithm 1, `warp`) with every REINFORCE run trained by TRL's RLOOTrainer; under `accelerate launch` the M runs are spread over the processes. The record of `MemoryStore`, and `final`, the saved policy."
     if reward is not None and reward_funcs is not None: raise ValueError("pass reward (texts -> rewards) or reward_funcs (TRL's), not both")
+    if runs_dir is not None and cache is not None: raise ValueError("pass runs_dir (runs kept in a folder) or cache (in memory), not both")
     rank, world = launch_place()
     if world > 1 and runs_dir is None: raise ValueError(f"{world} processes share their runs through a folder: pass runs_dir")
     if world > 1 and torch.distributed.is_initialized():
@@ -331,23 +331,6 @@ def trl_warp(cfg:WARPConfig, # I, M, T, λ, η, the merge, and the runs' setting
             set_sampling_config(store.scratch, tok, cfg.temperature, cfg.max_new_tokens, cfg.min_new_tokens)
             record['final'] = save_policy(store.scratch, tok, record['slerps'][-1], out_dir)
     return record
-
-# %% ../nbs/10_trl.ipynb #e156d433
-def launch_script(out, # a folder; the script writes `rank{r}.json` there, and `runs/` and `final/`
-                  overrides:dict) -> str: # WARPConfig fields over the tiny preset
-    "A Python script that runs `trl_warp` on the tiny world and writes, per process, what it trained and hashes of its merges."
-    return f"""import json, torch
-from warp_nb.core import get_preset
-from warp_nb.evaluate import load_world
-from warp_nb.trl_warp import launch_place, trl_warp
-from warp_nb.warp import weights_hash
-torch.set_num_threads(1)
-cfg = get_preset('tiny', **{overrides!r})
-world = load_world(cfg)
-rec = trl_warp(cfg, world.ref, world.reward, prompts=world.train_prompts, tok=world.tok, runs_dir={str(Path(out)/'runs')!r}, out_dir={str(Path(out)/'final')!r})
-rank, n = launch_place()
-json.dump(dict(rank=rank, processes=n, trained=rec['trained'], slerps=[weights_hash(s) for s in rec['slerps']]), open({str(Path(out))!r} + f'/rank{{rank}}.json', 'w'))
-"""
 
 # %% ../nbs/10_trl.ipynb #1816ef85
 def lora_merge(init:dict, # θ_init: the base weights the adapters were trained on (`weights(base)`)
@@ -411,22 +394,15 @@ def trl_real_text(cfg:WARPConfig, # the world and WARP's settings; its `rl_seed`
                   etas:Sequence[float]=(0.5, 1.0), # the LITI grid of each iteration's path
                   world=None) -> dict: # the evaluation world (default: `load_world(cfg)`, loaded only when something is computed)
     "WARP on TRL in `world`, its LITI paths evaluated, with TRL's per-step log and the wall time (`trl`); warp_nb's own first run under the same conditions (`own`)."
-    from warp_nb.evaluate import load_world
-    from warp_nb.evidence import warp_points
-    from warp_nb.experiments import cached_json
-    dest, loaded = Path(dest), [world]
-    def the_world():
-        if loaded[0] is None: loaded[0] = load_world(cfg)
-        return loaded[0]
+    dest = Path(dest)
+    if world is None and not all((dest/f).exists() for f in ('warp.json', 'own_run.json')): world = load_world(cfg)
     def trl_loop():
-        world = the_world()
         store = TRLStore(world.ref, world.tok, trl_reward_fn(world.reward, world.tok), world.train_prompts, cache=RunCache(dest/'runs'))
         t0 = time.time()
         points = [p | dict(method='WARP on TRL', label=p['label'].replace('WARP', 'WARP on TRL'))
                   for p in warp_points(world, cfg, store, etas, seed=cfg.rl_seed)]
         return dict(points=points, history=store.record['history'], seconds=time.time() - t0)
     def own_run():
-        world = the_world()
         store = MemoryStore(world.ref, world.tok, world.reward, world.train_prompts)
         t0 = time.time(); _, hist = store.run(cfg, 1, 1, store.start(cfg))
         return dict(history=hist, seconds=time.time() - t0)
