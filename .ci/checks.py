@@ -4,6 +4,7 @@
     python .ci/checks.py cells       # static: gpu cells stand alone (their own imports) and check for a GPU
     python .ci/checks.py no-shared   # every notebook's non-slow, non-gpu cells, from a folder without ../shared
     python .ci/checks.py wheel       # build the wheel, install it in a fresh venv, run warp_train from an unrelated folder
+    python .ci/checks.py gpu-script  # .ci/gpu without a GPU: its one-line stop, then its log, counts and report on a short run
 
 Each prints one line per problem and exits 1 if there is any.
 """
@@ -147,7 +148,28 @@ def check_wheel() -> list[str]:
     shutil.rmtree(tmp, ignore_errors=True)
     return probs
 
-CHECKS = {'docs': check_docs, 'cells': check_cells, 'no-shared': check_no_shared, 'wheel': check_wheel}
+def check_gpu_script() -> list[str]:
+    "`.ci/gpu` on this CPU: it stops at once with one line; in its plumbing mode (no CUDA check, no install) a one-notebook run gives its log, `N passed, M failed` and a JSON report under $OUT."
+    probs, env = [], {**os.environ, 'CUDA_VISIBLE_DEVICES': '', 'PYTHON': sys.executable}
+    env.pop('OUT', None)
+    t0 = time.time()
+    rc, out = _run(['bash', str(ROOT/'.ci'/'gpu')], env=env)
+    lines = out.strip().splitlines()
+    if rc == 0 or len(lines) != 1 or 'CUDA' not in lines[0] or time.time() - t0 > 60:
+        probs.append(f".ci/gpu without CUDA should stop at once (non-zero exit) with one line naming CUDA; got exit {rc} after {time.time() - t0:.0f} s:\n{out[-1500:]}")
+    tmp = Path(tempfile.mkdtemp(prefix='warp_nb_gpu_script_'))
+    rc, out = _run(['bash', str(ROOT/'.ci'/'gpu')], env={**env, 'WARP_NB_GPU_PLUMBING': '1', 'WARP_NB_GPU_PATH': 'nbs/index.ipynb', 'OUT': str(tmp)})
+    last = out.strip().splitlines()[-1] if out.strip() else ''
+    if rc or last != '1 passed, 0 failed': probs.append(f".ci/gpu on index.ipynb: exit {rc}, last line {last!r} (expected '1 passed, 0 failed'):\n{out[-1500:]}")
+    rep = json.loads((tmp/'gpu_report.json').read_text()) if (tmp/'gpu_report.json').exists() else None
+    if rep is None or (rep['passed'], rep['failed'], list(rep['notebook_seconds'])) != (1, 0, ['index.ipynb']):
+        probs.append(f".ci/gpu wrote no report, or a wrong one, under $OUT: {rep}")
+    if 'Starting ' not in ((tmp/'gpu_suite.log').read_text() if (tmp/'gpu_suite.log').exists() else ''): probs.append(".ci/gpu wrote no suite log under $OUT")
+    print(f"gpu script: {time.time() - t0:.0f} s")
+    shutil.rmtree(tmp, ignore_errors=True)
+    return probs
+
+CHECKS = {'docs': check_docs, 'cells': check_cells, 'no-shared': check_no_shared, 'wheel': check_wheel, 'gpu-script': check_gpu_script}
 
 if __name__ == '__main__':
     names = sys.argv[1:] or list(CHECKS)

@@ -210,7 +210,7 @@ def torchrun_warp(cfg:WARPConfig, # the run; its runs are spread over the proces
     script = out.with_suffix('.py')
     script.write_text(f"from warp_nb.core import WARPConfig\nfrom warp_nb.warp import run_warp\nrun_warp(WARPConfig.load({str(f)!r}), progress=False)\n")
     t0 = time.perf_counter()
-    p = subprocess.run(['torchrun', '--standalone', f'--nproc_per_node={nproc}', str(script)], capture_output=True, text=True, timeout=timeout)
+    p = subprocess.run([sys.executable, '-m', 'torch.distributed.run', '--standalone', f'--nproc_per_node={nproc}', str(script)], capture_output=True, text=True, timeout=timeout)
     return dict(nproc=nproc, returncode=p.returncode, seconds=time.perf_counter() - t0, final=(out/'final'/'config.json').exists(),
                 log=(p.stdout + p.stderr)[-3000:])
 
