@@ -11,6 +11,7 @@ from typing import Callable, Optional, Sequence
 
 import torch
 from torch import nn, Tensor
+from safetensors.torch import save_model
 from transformers import AutoModelForCausalLM, TrainerCallback
 
 from .core import WARPConfig, get_device, get_dtype, quiet_transformers, run_seed, seed_everything
@@ -241,7 +242,8 @@ def trl_trainer(policy:nn.Module, # θ_init: the model the run starts from (left
     where = lambda: f"step {tr.state.global_step + 1} of {label}"
     with tempfile.TemporaryDirectory(prefix='warp_trl_') as tmp, quiet_transformers(warnings_too=True):   # needed only until TRL has loaded its reference
         if lora is None:
-            policy.save_pretrained(Path(tmp)/'init')                          # TRL loads its reference model from the policy's folder
+            policy.config.save_pretrained(Path(tmp)/'init')                   # TRL loads its reference model from the policy's folder;
+            save_model(policy, str(Path(tmp)/'init'/'model.safetensors'))      # written by every process (save_pretrained writes on rank 0 alone)
             model = AutoModelForCausalLM.from_pretrained(Path(tmp)/'init', dtype=torch.float32)
         else:
             from peft import get_peft_model
