@@ -231,7 +231,7 @@ def compare_rl_step(size:str='tiny', # 'tiny', 'imdb-mini' or 'imdb-smol'
                     seed:int=0,
                     dtype:Optional[str]=None, # compute dtype of both (default: the preset's; 'auto' is bfloat16 where the CPU has it)
                     reference:bool=True) -> dict: # also time warp_nb in float32 when the dtype is not float32, interleaved
-    "Time RL steps of warp_nb's `Reinforce` and TRL's `RLOOTrainer` at equal settings and dtype, alternating one step of each; the GEMM rate of that dtype and the step's FLOPs."
+    "Time RL steps of warp_nb's `Reinforce` and TRL's `RLOOTrainer` at equal settings and dtype, alternating one step of each; the GEMM rate of that dtype beside every step (median) and the step's FLOPs."
     with torch_threads(threads), quiet_transformers(warnings_too=True):
         cfg = bench_config(size, batch_size, dtype)
         amp = get_dtype(cfg.dtype, 'cpu')
@@ -239,11 +239,14 @@ def compare_rl_step(size:str='tiny', # 'tiny', 'imdb-mini' or 'imdb-smol'
         policy, reward, prompts = bench_policy(cfg, tok, seed), BenchReward(cfg, tok, seed), bench_prompts(cfg, tok, seed=seed)
         runs = {'warp': Reinforce(policy, tok, reward, prompts, cfg, seed=seed)}
         if reference and amp != torch.float32: runs['float32'] = Reinforce(policy, tok, reward, prompts, cfg.replace(dtype='float32'), seed=seed)
-        secs, hist = {k: [] for k in runs}, []
+        d = policy.config.get_text_config().hidden_size
+        shape = (cfg.batch_size * (cfg.prompt_max_tokens + cfg.max_new_tokens), d, 4 * d)
+        secs, hist, rates = {k: [] for k in runs}, [], []
         def warp_step():
             for k, run in runs.items():
                 t0 = time.perf_counter(); st = run.step(); secs[k].append(time.perf_counter() - t0)
                 if k == 'warp': hist.append(st)
+            rates.append(gemm_gflops(amp, *shape, seconds=0.05))   # the GEMM rate beside every step: the load moves
         trl_s = None
         if trl and has_trl():
             cb = _interleaver(warp_step)
@@ -251,9 +254,7 @@ def compare_rl_step(size:str='tiny', # 'tiny', 'imdb-mini' or 'imdb-smol'
             trl_s = cb.times[warmup:]
         else:
             for _ in range(steps + warmup): warp_step()
-        d = policy.config.get_text_config().hidden_size
-        S = cfg.prompt_max_tokens + cfg.max_new_tokens
-        gemm = dict(shape=(cfg.batch_size * S, d, 4 * d), gflops=gemm_gflops(amp, cfg.batch_size * S, d, 4 * d))
+        gemm = dict(shape=shape, gflops=statistics.median(rates[warmup:]))
         info = machine_info()
     return dict(size=size, policy_source=policy_source(size), dtype=dtype_name(amp), batch_size=cfg.batch_size, new_tokens=cfg.max_new_tokens,
                 threads=info['torch_threads'] if threads is None else threads,
