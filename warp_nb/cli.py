@@ -157,7 +157,7 @@ def warp_eval(argv:Optional[list]=None): # arguments (default: the command line)
 
 # %% ../nbs/09_cli.ipynb #1be44967
 @call_parse
-def warp_bench(sizes:Param('sizes to benchmark (tiny, imdb-mini)', str, nargs='+')=None,
+def warp_bench(sizes:Param('sizes to benchmark (tiny, imdb-mini; imdb-smol on request: SmolLM2-135M)', str, nargs='+')=None,
                steps:Param('timed RL steps per framework and size (tiny: 3x as many)', int)=10,
                warmup:Param('untimed RL steps first', int)=2,
                batch_size:Param("completions per step (default: the preset's)", int)=None,

@@ -4,7 +4,7 @@
 
 # %% ../nbs/00_core.ipynb #74edb459
 from __future__ import annotations
-import dataclasses, hashlib, json, os, random, shutil, tempfile, time, uuid
+import dataclasses, functools, hashlib, json, os, random, shutil, tempfile, time, uuid, warnings
 from contextlib import contextmanager
 from dataclasses import dataclass, field, fields, asdict
 from pathlib import Path
@@ -15,11 +15,11 @@ import torch
 from filelock import FileLock
 
 # %% auto #0
-__all__ = ['SMOLLM2', 'IMDB_SMALL_RM', 'PRESETS', 'looks_local', 'WARPConfig', 'check_field_names', 'validate_config',
-           'get_preset', 'atomic_write_text', 'atomic_dir', 'cache_dir', 'cached_artifact', 'seed_everything',
-           'derive_seed', 'run_seed', 'get_device', 'get_dtype', 'one_thread_per_test_process', 'torch_threads',
-           'quiet_transformers', 'artefact_threads', 'from_hub_or_path', 'find_shared_data', 'gpu_present',
-           'path_present', 'imdb_sources', 'smollm2_gguf', 'smol_source']
+__all__ = ['SMOLLM2', 'IMDB_SMALL_RM', 'PRESETS', 'CPU_BF16_FLAGS', 'looks_local', 'WARPConfig', 'check_field_names',
+           'validate_config', 'get_preset', 'atomic_write_text', 'atomic_dir', 'cache_dir', 'cached_artifact',
+           'seed_everything', 'derive_seed', 'run_seed', 'get_device', 'cpu_bf16_native', 'get_dtype', 'gemm_gflops',
+           'one_thread_per_test_process', 'torch_threads', 'quiet_transformers', 'artefact_threads', 'from_hub_or_path',
+           'find_shared_data', 'gpu_present', 'path_present', 'imdb_sources', 'smollm2_gguf', 'smol_source']
 
 # %% ../nbs/00_core.ipynb #9a74149b
 def looks_local(name:str) -> bool:
@@ -88,7 +88,7 @@ class WARPConfig:
     seed: int = 0 # seed of everything; runs derive theirs from (seed, iteration, run)
     rl_seed: Optional[int] = None # seed of the REINFORCE runs alone (None: `seed`): other training seeds on the same SFT policy and reward model
     device: str = 'auto' # 'auto' (CUDA when present), 'cpu', 'cuda', 'cuda:1', ...
-    dtype: str = 'auto' # compute dtype of the forward passes (autocast), not storage: weights, Adam and the anchor stay float32. 'auto' (bf16 on CUDA that supports it, else float32), 'float32', 'bfloat16', 'float16'
+    dtype: str = 'auto' # compute dtype of the forward passes (autocast), not storage: weights, Adam and the anchor stay float32. 'auto' (bfloat16 on a CUDA device or a CPU that multiplies it natively, else float32), 'float32', 'bfloat16', 'float16' (GPU only)
     out_dir: str = 'runs/warp' # run directory: config, metrics, task vectors, checkpoints, summary
     checkpoint_every: int = 25 # REINFORCE steps between checkpoints of a run (where a killed run resumes)
 
@@ -166,6 +166,7 @@ def validate_config(c:WARPConfig):
     _need(c.sft_dim % c.sft_heads == 0, 'sft_heads', f'a divisor of sft_dim ({c.sft_dim})', c.sft_heads)
     for name, allowed in _CHOICES.items():
         _need(getattr(c, name) in allowed, name, f"one of {', '.join(allowed)}", getattr(c, name))
+    if c.dtype == 'float16' and (c.device == 'cpu' or (c.device == 'auto' and not torch.cuda.is_available())): get_dtype(c.dtype, 'cpu')   # refused in one line
     if c.baseline == 'rloo':
         _need(c.rloo_k >= 2, 'rloo_k', '>= 2 with the rloo baseline', c.rloo_k)
         _need(c.batch_size % c.rloo_k == 0, 'batch_size', f'a multiple of rloo_k ({c.rloo_k}) with the rloo baseline', c.batch_size)
@@ -183,7 +184,7 @@ PRESETS = {
                  warmup_steps=5, temperature=0.9, max_new_tokens=24, prompt_min_tokens=1, prompt_max_tokens=3,
                  sft_layers=2, sft_dim=64, sft_heads=4, sft_context=48, sft_examples=4000, sft_epochs=3.0, sft_lr=3e-3,
                  rm_layers=2, rm_dim=64, rm_pairs=20000, rm_max_length=48, rm_epochs=1.0, rm_lr=2e-3,
-                 eval_prompts=128, out_dir='runs/tiny'),
+                 eval_prompts=128, dtype='float32', out_dir='runs/tiny'),
     'imdb-mini': dict(world='imdb', data='stanfordnlp/imdb', tokenizer='gpt2', I=2, M=2, T=100, batch_size=32, mu=0.01,
                       beta=0.1, eta=0.5, lr=2e-4, warmup_steps=10, temperature=0.9, max_new_tokens=32,
                       prompt_min_tokens=2, prompt_max_tokens=8, sft_layers=4, sft_dim=128, sft_heads=4, sft_context=48,
@@ -275,12 +276,39 @@ def get_device(pref:str='auto') -> torch.device:
         raise ValueError(f"device {pref!r} asked for but CUDA is not available: use device='cpu' or 'auto'")
     return torch.device(pref)
 
+CPU_BF16_FLAGS = ('avx512_bf16', 'amx_bf16', 'bf16') # /proc/cpuinfo flags of bfloat16 arithmetic in hardware (x86 AVX-512 and AMX; Arm)
+
+@functools.cache
+def cpu_bf16_native() -> bool:
+    "True when this CPU multiplies bfloat16 in hardware (one of `CPU_BF16_FLAGS` in Linux's /proc/cpuinfo); elsewhere torch emulates it, slower than float32."
+    try: text = Path('/proc/cpuinfo').read_text()
+    except OSError: return False
+    flags = {f for line in text.splitlines() if line.startswith(('flags', 'Features')) for f in line.split(':', 1)[1].split()}
+    return any(f in flags for f in CPU_BF16_FLAGS)
+
 def get_dtype(pref:str='auto', device=None) -> torch.dtype:
-    "The compute dtype `pref` (what `torch.autocast` runs the forward passes in; weights stay float32): 'auto' is bfloat16 on a CUDA device that supports it, float32 otherwise."
-    if pref != 'auto': return getattr(torch, pref)
+    "The compute dtype `pref` (what `torch.autocast` runs the forward passes in; weights stay float32) on `device`: 'auto' is bfloat16 on CUDA that supports it and on a CPU that multiplies it natively, float32 otherwise."
     device = torch.device(device or get_device())
-    if device.type == 'cuda' and torch.cuda.is_bf16_supported(): return torch.bfloat16
-    return torch.float32
+    cpu = device.type == 'cpu'
+    if pref == 'auto':
+        native = torch.cuda.is_bf16_supported() if device.type == 'cuda' else cpu and cpu_bf16_native()
+        return torch.bfloat16 if native else torch.float32
+    if pref == 'float16' and cpu: raise ValueError("dtype 'float16' is refused on CPU (no float16 autocast there): use 'bfloat16', 'float32' or 'auto'")
+    if pref == 'bfloat16' and cpu and not cpu_bf16_native():
+        warnings.warn("dtype 'bfloat16' on a CPU without bfloat16 arithmetic (no avx512_bf16/amx_bf16): it runs emulated, several times slower than float32", stacklevel=2)
+    return getattr(torch, pref)
+
+def gemm_gflops(dtype:torch.dtype=torch.float32, # the operands' dtype
+                m:int=256, k:int=576, n:int=4096, # the product [m, k] @ [k, n]
+                seconds:float=0.3) -> float: # time spent measuring (at least one product)
+    "The rate of torch's matrix product on this machine, with the threads as set: GFLOP/s (2mkn per product), the best of repeated products."
+    a, b = torch.randn(m, k).to(dtype), torch.randn(k, n).to(dtype)
+    a @ b
+    best, t_end = float('inf'), time.perf_counter() + seconds
+    while True:
+        t0 = time.perf_counter(); a @ b; best = min(best, time.perf_counter() - t0)
+        if t0 > t_end: break
+    return 2 * m * k * n / best / 1e9
 
 # %% ../nbs/00_core.ipynb #85c4d34c
 def one_thread_per_test_process():

@@ -44,8 +44,8 @@ def pretrained_source(name:str) -> tuple[str, dict]:
     return (str(p.parent), dict(gguf_file=p.name)) if p.suffix == '.gguf' else (str(name), {})
 
 def drop_gguf_quantizer(model:PreTrainedModel) -> PreTrainedModel:
-    "A model read from a GGUF file holds de-quantised float32 weights but keeps transformers' GGUF quantizer, which refuses `save_pretrained`: drop it."
-    model.hf_quantizer = None
+    "A model read from a GGUF file holds de-quantised float32 weights but keeps transformers' GGUF quantizer, which refuses `save_pretrained` (and its quantized flag, which refuses `.float()`): drop both."
+    model.hf_quantizer, model.is_quantized = None, False
     if hasattr(model.config, 'quantization_config'): del model.config.quantization_config
     return model
 

@@ -15,7 +15,7 @@ import torch.distributed as dist
 from filelock import FileLock, Timeout
 from safetensors.torch import save_file, load_file
 
-from .core import WARPConfig, atomic_dir, atomic_write_text, derive_seed, get_device, quiet_transformers, run_seed, torch_threads
+from .core import WARPConfig, atomic_dir, atomic_write_text, derive_seed, get_device, get_dtype, quiet_transformers, run_seed, torch_threads
 from .data import training_prompts
 from .models import load_sft_policy, load_weights, set_sampling_config, sft_policy_path, weights
 from .reward import load_reward, gold_reward, reward_model_path
@@ -212,7 +212,7 @@ def read_run_meta(out) -> dict:
 
 def prepare_run_dir(cfg:WARPConfig, # the run's settings; `cfg.out_dir` is the directory
                     overwrite:bool=False) -> Path: # start afresh even if the directory holds another run
-    "Make `cfg.out_dir` the run directory of `cfg` (checked first): emptied if `overwrite`, with `config.json` and `run.json` (thread count, policy and reward model). Call with the directory's lock held."
+    "Make `cfg.out_dir` the run directory of `cfg` (checked first): emptied if `overwrite`, with `config.json` and `run.json` (thread count, policy and reward model, compute dtype). Call with the directory's lock held."
     out = check_run_dir(cfg, overwrite)
     if overwrite and out.exists():
         for p in out.iterdir(): shutil.rmtree(p) if p.is_dir() and not p.is_symlink() else p.unlink()
@@ -221,7 +221,8 @@ def prepare_run_dir(cfg:WARPConfig, # the run's settings; `cfg.out_dir` is the d
     if fresh or not (out/'config.json').exists(): cfg.save(out/'config.json')
     if fresh or not (out/'run.json').exists():
         meta = dict(torch_threads=torch.get_num_threads(), policy=model_ref(sft_policy_path(cfg, progress=False)),
-                    reward_model=model_ref(reward_model_path(cfg)))
+                    reward_model=model_ref(reward_model_path(cfg)),
+                    dtype=str(get_dtype(cfg.dtype, get_device(cfg.device))).removeprefix('torch.'))   # the compute dtype that ran
         atomic_write_text(out/'run.json', json.dumps(meta, indent=2))
     return out
 
