@@ -25,7 +25,8 @@ __all__ = ['MB', 'BENCH_SIZES', 'SMOL_SIZE', 'KNOWN_SIZES', 'SMOL_SHAPE', 'PHASE
            'policy_source', 'bench_prompts', 'BenchReward', 'n_params', 'matmul_params', 'bench_trainer', 'dtype_name',
            'step_flops', 'compare_rl_step', 'rl_table', 'markdown_table', 'phase_table', 'flop_table', 'must_hold_mb',
            'rl_step_memory', 'gpt2_small_weights', 'bench_slerp', 'save_warp_inputs', 'warp_memory',
-           'compare_warp_loops', 'loop_table', 'run_bench', 'bench_inputs']
+           'compare_warp_loops', 'loop_table', 'run_bench', 'bench_inputs', 'gpt2_medium_specs',
+           'save_random_checkpoints', 'evict_from_page_cache', 'read_speed', 'bench_merge']
 
 # %% ../nbs/11_bench.ipynb #a5ff23d6
 def cpu_model() -> str:
@@ -517,3 +518,83 @@ def bench_inputs(data:Optional[str]=None, # a folder holding gpt2-tokenizer/
     if tokenizer:
         data = tempfile.mkdtemp(prefix='warp_bench_'); os.symlink(Path(tokenizer).absolute(), Path(data)/'gpt2-tokenizer')
     if data: os.environ['WARP_NB_SHARED_DATA'] = str(Path(data).absolute())
+
+# %% ../nbs/11_bench.ipynb #19efa868
+import math
+
+def gpt2_medium_specs() -> list[tuple[str, tuple]]:
+    "(name, shape) of every parameter of a GPT-2-medium (355M parameters), the head tied to the embedding and listed once, from a model built on the `meta` device."
+    from transformers import GPT2Config, GPT2LMHeadModel
+    with torch.device('meta'): m = GPT2LMHeadModel(GPT2Config(n_layer=24, n_embd=1024, n_head=16))
+    return [(n, tuple(p.shape)) for n, p in m.named_parameters()]
+
+def save_random_checkpoints(folder, # where init/ and run_1/ .. run_M/ go
+                            M:int=4, # runs
+                            shards:int=4, # safetensors files per checkpoint
+                            scale:float=1e-3, # the runs' noise around θ_init
+                            seed:int=0) -> dict:
+    "θ_init (random) and M runs (θ_init plus noise) of GPT-2-medium's shapes, as sharded model folders written a tensor at a time; their paths and sizes."
+    from transformers import GPT2Config
+    from warp_nb.merge_io import ShardWriter
+    folder, specs = Path(folder), gpt2_medium_specs()
+    total = 4 * sum(math.prod(s) for _, s in specs)
+    limit = -(-total // shards)
+    while len(ShardWriter(folder, [(n, s, torch.float32) for n, s in specs], limit).files) > shards: limit += total // 100
+    names = ['init'] + [f'run_{m}' for m in range(1, M + 1)]
+    writers = {}
+    for n in names:
+        (folder/n).mkdir(parents=True)
+        GPT2Config(n_layer=24, n_embd=1024, n_head=16).save_pretrained(folder/n)
+        writers[n] = ShardWriter(folder/n, [(k, s, torch.float32) for k, s in specs], limit)
+    g = torch.Generator().manual_seed(seed)
+    for k, s in specs:
+        t0, noise = torch.randn(s, generator=g) * 0.02, torch.randn(s, generator=g).view(-1)
+        writers['init'].write(k, t0)
+        for m, n in enumerate(names[1:]): writers[n].write(k, t0 + scale * noise.roll(7919 * m).view(s))   # M task vectors from one draw
+    for w in writers.values(): w.close()
+    files = [f for n in names for f in sorted((folder/n).glob('*.safetensors'))]
+    return dict(params=total // 4, model_bytes=total, shards=len(writers['init'].files), folders=[str(folder/n) for n in names], files=[str(f) for f in files])
+
+def evict_from_page_cache(files) -> bool:
+    "Write `files` to disk and ask the kernel to drop them from its page cache (`posix_fadvise(DONTNEED)`), so that the next read comes from the disk; False where the call does not exist."
+    if not hasattr(os, 'posix_fadvise'): return False
+    for f in files:
+        fd = os.open(f, os.O_RDONLY)
+        try: os.fsync(fd); os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+        finally: os.close(fd)
+    return True
+
+def read_speed(files, block:int=16 * MB) -> dict:
+    "Bytes per second of reading `files` one after the other in `block`-sized reads (the disk's sequential read speed, if they are not cached)."
+    buf = bytearray(block); view = memoryview(buf); n = 0; t0 = time.perf_counter()
+    for f in files:
+        with open(f, 'rb', buffering=0) as h:
+            while (k := h.readinto(view)): n += k
+    s = time.perf_counter() - t0
+    return dict(bytes=n, seconds=s, bytes_per_s=n / s)
+
+def _merge_child(init:str, runs:list, out:str, threads:int=1) -> dict:
+    "Run in a fresh process: the peak RSS and wall time of `merge_checkpoints`, above the RSS after imports."
+    import transformers.models.gpt2.modeling_gpt2, safetensors, tqdm
+    from warp_nb.merge_io import merge_checkpoints
+    with torch_threads(threads), quiet_transformers(warnings_too=True):
+        with PeakRSS() as pk: merge_checkpoints(init, runs, out, progress=False)
+    return dict(base_mb=pk.start, peak_mb=pk.peak, extra_mb=pk.extra, seconds=pk.seconds, exact=pk.exact)
+
+def bench_merge(M:int=4, # runs merged
+                folder=None, # where the checkpoints are written (default: a temporary folder, removed)
+                threads:int=1) -> dict:
+    "Merge M random GPT-2-medium checkpoints with `merge_checkpoints` in a fresh process: its peak memory against one model's float32 size, its read throughput against the disk's."
+    with tempfile.TemporaryDirectory(dir=folder) as d:
+        t0 = time.perf_counter(); ck = save_random_checkpoints(Path(d)/'in', M); written = time.perf_counter() - t0
+        evicted = evict_from_page_cache(ck['files'])
+        disk = read_speed(ck['files'])
+        evict_from_page_cache(ck['files'])
+        res = run_in_subprocess('_merge_child', init=ck['folders'][0], runs=ck['folders'][1:], out=str(Path(d)/'out'), threads=threads)
+        out_files = sorted(str(f.name) for f in (Path(d)/'out'/'slerp').iterdir())
+    model_mb = ck['model_bytes'] / MB
+    return dict(M=M, params=ck['params'], model_mb=model_mb, shards=ck['shards'], evicted=evicted, write_seconds=written,
+                disk_gb_s=disk['bytes_per_s'] / 1e9, read_gb=disk['bytes'] / 1e9, merge_seconds=res['seconds'],
+                merge_gb_s=disk['bytes'] / res['seconds'] / 1e9, speed_ratio=disk['bytes'] / res['seconds'] / disk['bytes_per_s'],
+                base_mb=res['base_mb'], extra_mb=res['extra_mb'], memory_ratio=res['extra_mb'] / model_mb, exact=res['exact'],
+                out_files=out_files, machine=machine_line())

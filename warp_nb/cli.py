@@ -15,7 +15,7 @@ from fastcore.script import Param, anno_parser, call_parse
 
 # %% auto #0
 __all__ = ['config_fields', 'preset_names', 'none_or_float', 'none_or_str', 'field_param', 'config_parser', 'config_from_args',
-           'run_cli', 'warp_train', 'warp_sft', 'warp_reward', 'warp_eval', 'warp_bench']
+           'run_cli', 'warp_train', 'warp_sft', 'warp_reward', 'warp_eval', 'warp_bench', 'warp_merge']
 
 # %% ../nbs/09_cli.ipynb #5f8b3c6e
 @lru_cache(None)
@@ -183,3 +183,28 @@ def warp_bench(sizes:Param('sizes to benchmark (tiny, imdb-mini; imdb-smol on re
     except (ValueError, OSError) as e: raise SystemExit(f"warp_bench: {one_line(e)}")
     if json_out: Path(json_out).write_text(json.dumps(out, indent=2, default=str))
 
+
+# %% ../nbs/09_cli.ipynb #5d2168ae
+def _merge_options(init:Param('θ_init: the model folder the runs started from', str, required=True)=None,
+                   runs:Param('θ_1..θ_M: model folders, or LoRA adapter folders trained on --init', str, nargs='+', required=True)=None,
+                   out:Param('output folder: slerp/ (θ_slerp) and eta_<η>/ for each --eta', str, required=True)=None,
+                   eta:Param('LITI steps η in [0, 1] to write: (1 - η)·θ_init + η·θ_slerp', float, nargs='+')=None,
+                   lam:Param('M = 2: weight of the second run (default 0.5); M > 2: 1/m at step m', float)=None,
+                   method:Param('slerp (WARP) or lerp (the ablation)', str, choices=['slerp', 'lerp'])='slerp',
+                   shard_size:Param("the size of an output shard, e.g. 500MB, 2GB", str)='2GB',
+                   overwrite:bool=False, # replace an existing --out (once the merge is complete)
+                   quiet:bool=False): # no progress bar
+    "Merge checkpoints on disk tensor by tensor: SLERP of the runs' task vectors, and LITI points."
+
+def _merge(args):
+    from warp_nb.merge_io import merge_checkpoints
+    try:
+        res = merge_checkpoints(args.init, args.runs, args.out, args.eta or (), args.method, args.lam, args.shard_size,
+                                args.overwrite, progress=not args.quiet)
+    except KeyboardInterrupt:
+        print(f'interrupted: nothing was written to {args.out}', file=sys.stderr); raise SystemExit(130)
+    for k, path in res.items(): print(f"{'θ_slerp' if k == 'slerp' else f'LITI η = {k:g}'}: {path}")
+
+def warp_merge(argv:Optional[list]=None): # arguments (default: the command line)
+    "Merge checkpoints on disk tensor by tensor: SLERP of the runs' task vectors, and LITI points."
+    sys.exit(run_cli(_merge, anno_parser(_merge_options, 'warp_merge').parse_args(argv)))

@@ -14,9 +14,10 @@ from torch import nn, Tensor
 from .models import weights
 
 # %% auto #0
-__all__ = ['WeightsLike', 'MERGES', 'slerp_tensors', 'slerp_textbook', 'as_weights', 'check_weights', 'gram', 'lincomb',
-           'slerp_coefs', 'slerp_weights', 'lerp_weights', 'slerp', 'lerp', 'liti', 'merge_weights', 'merge_models',
-           'task_vector', 'task_vector_angles', 'task_vector_angle']
+__all__ = ['WeightsLike', 'MERGES', 'slerp_tensors', 'slerp_textbook', 'as_weights', 'shape_of', 'dtype_of', 'check_weights',
+           'gram', 'lincomb', 'slerp_coefs', 'slerp_weights', 'lerp_weights', 'check_gram', 'merge_rule', 'liti_rule',
+           'slerp', 'lerp', 'liti', 'merge_weights', 'merge_models', 'task_vector', 'task_vector_angles',
+           'task_vector_angle']
 
 # %% ../nbs/05_merge.ipynb #49f5f584
 def slerp_tensors(d1:Tensor, # one task vector (a tensor)
@@ -64,11 +65,20 @@ def as_weights(x:WeightsLike, # weights by name (name -> tensor) or an `nn.Modul
               ) -> Mapping[str, Tensor]:
     "`x` itself if it is a mapping of tensors, `weights(x)` if it is a module."
     if isinstance(x, nn.Module): return weights(x)
+    if isinstance(x, Mapping) and hasattr(x, 'shape'): return x                 # lazy weights (a checkpoint on disk): read when merged
     if isinstance(x, Mapping):
         bad = next((k for k, v in x.items() if not isinstance(v, Tensor)), None)
         if bad is not None: raise ValueError(f"{what}: value at key {bad!r} is a {type(x[bad]).__name__}, not a tensor")
         return x
     raise ValueError(f"{what} must be weights (name -> tensor) or an nn.Module, got {type(x).__name__}")
+
+def shape_of(w:Mapping[str, Tensor], k:str) -> tuple:
+    "The shape of tensor `k` of weights `w` (from a lazy checkpoint's header, without reading it)."
+    return tuple(w.shape(k)) if hasattr(w, 'shape') else tuple(w[k].shape)
+
+def dtype_of(w:Mapping[str, Tensor], k:str) -> torch.dtype:
+    "The dtype of tensor `k` of weights `w` (from a lazy checkpoint's header, without reading it)."
+    return w.dtype(k) if hasattr(w, 'dtype') else w[k].dtype
 
 def check_weights(ws:Sequence[Mapping[str, Tensor]], # weights to be merged, the first is the reference
                   names:Sequence[str], # their names in error messages, e.g. ('init', 'theta_1')
@@ -76,12 +86,12 @@ def check_weights(ws:Sequence[Mapping[str, Tensor]], # weights to be merged, the
     "Raise a `ValueError` naming the first key whose presence, shape or kind (float or not) differs between the weights."
     ref, rname = ws[0], names[0]
     for s, name in zip(ws[1:], names[1:]):
-        for k, v in ref.items():
+        for k in ref:
             if k not in s: raise ValueError(f"key {k!r} of {rname} is missing from {name}")
-            if s[k].shape != v.shape:
-                raise ValueError(f"shape mismatch at key {k!r}: {rname} {tuple(v.shape)} vs {name} {tuple(s[k].shape)}")
-            if s[k].is_floating_point() != v.is_floating_point():
-                raise ValueError(f"dtype mismatch at key {k!r}: {rname} {v.dtype} vs {name} {s[k].dtype}")
+            if shape_of(s, k) != shape_of(ref, k):
+                raise ValueError(f"shape mismatch at key {k!r}: {rname} {shape_of(ref, k)} vs {name} {shape_of(s, k)}")
+            if dtype_of(s, k).is_floating_point != dtype_of(ref, k).is_floating_point:
+                raise ValueError(f"dtype mismatch at key {k!r}: {rname} {dtype_of(ref, k)} vs {name} {dtype_of(s, k)}")
         extra = next((k for k in s if k not in ref), None)
         if extra is not None: raise ValueError(f"key {extra!r} of {name} is missing from {rname}")
 
@@ -103,13 +113,14 @@ def _compute_dtype(ts:Sequence[Tensor]) -> torch.dtype:
 @torch.no_grad()
 def gram(init:Tensor, # the initialization's tensor
          thetas:Sequence[Tensor], # the fine-tuned tensors (same shape)
+         G:Optional[Tensor]=None, # an (M, M) float64 matrix on `init`'s device to add to (in place): the Gram matrix of a tensor read in pieces
         ) -> Tensor:
     "The float64 (M, M) matrix of dot products between the task vectors `thetas[m] - init`, in one chunked pass."
     dev, M = init.device, len(thetas)
     flat = [init.reshape(-1)] + [t.reshape(-1) for t in thetas]
     n = flat[0].numel(); C = max(1, min(_chunk(dev), n))
     buf = torch.empty(M, C, dtype=torch.float64, device=dev)
-    G = torch.zeros(M, M, dtype=torch.float64, device=dev)
+    G = torch.zeros(M, M, dtype=torch.float64, device=dev) if G is None else G
     with _one_cpu_thread(dev):
         for s in range(0, n, C):
             e = min(s + C, n); d = buf[:, :e - s]; base = flat[0][s:e].to(dev)
@@ -185,6 +196,13 @@ def _nominal_pick(coefs:Sequence[float]) -> int:
     "Index of the input with the largest weight (the first on ties): where non-float tensors are copied from."
     return max(range(len(coefs)), key=lambda i: (coefs[i], -i))
 
+def check_gram(G:Tensor, # the Gram matrix of one tensor's task vectors
+               k:str, # the tensor's name, for the message
+              ) -> Tensor:
+    "`G`, or a `ValueError` naming tensor `k` if a task vector holds a NaN or an infinity."
+    if not bool(torch.isfinite(G).all()): raise ValueError(f"non-finite values in the task vectors at key {k!r}")
+    return G
+
 @torch.no_grad()
 def _merge(states:Sequence[Mapping[str, Tensor]], # weights [init, theta_1, ..., theta_M]
            coefs_fn, # Gram matrix (or None) -> coefficients over `states`
@@ -196,8 +214,7 @@ def _merge(states:Sequence[Mapping[str, Tensor]], # weights [init, theta_1, ...,
     for k, t0 in states[0].items():
         ts = [s[k] for s in states]
         if not t0.is_floating_point(): out[k] = ts[pick].detach().clone().to(t0.device); continue
-        G = gram(ts[0], ts[1:]) if needs_gram else None
-        if G is not None and not bool(torch.isfinite(G).all()): raise ValueError(f"non-finite values in the task vectors at key {k!r}")
+        G = check_gram(gram(ts[0], ts[1:]), k) if needs_gram else None
         out[k] = lincomb(ts, coefs_fn(G), dtype=t0.dtype)
     return out
 
@@ -212,28 +229,42 @@ def _prepare(init, thetas):
     return states
 
 # %% ../nbs/05_merge.ipynb #a1ff8f61
+def merge_rule(M:int, # the number of runs
+               method:str='slerp', # 'slerp' or 'lerp'
+               lam:Optional[float]=None, # M = 2: weight of theta_2, default 0.5; M > 2: must be None (1/m at step m)
+               eps:float=1e-6, # LERP where sin(angle) < eps or a task vector is ~0
+              ) -> tuple:
+    "How one tensor of [init, theta_1..theta_M] is merged: (Gram matrix or None -> coefficients, whether the Gram matrix is needed, the input non-float tensors are copied from)."
+    if method == 'lerp':
+        w = lerp_weights(M, lam)
+        return (lambda G: [0.0] + w), False, 1 + _nominal_pick(w)
+    _lams(M, lam)  # validate lam up front
+    if M == 1: return (lambda G: [0.0, 1.0]), False, 1
+    def coefs(G):
+        w = slerp_weights(G, lam, eps)
+        return [1 - sum(w)] + w
+    return coefs, True, 1 + _nominal_pick(lerp_weights(M, lam))
+
+def liti_rule(eta:float) -> tuple: # the LITI step
+    "`merge_rule` of the LITI step over [init, target]: coefficients (1 - eta, eta)."
+    return (lambda G: [1 - eta, eta]), False, _nominal_pick([1 - eta, eta])
+
 def slerp(init:WeightsLike, # theta_init: the weights the runs started from
           thetas:Sequence[WeightsLike], # the M fine-tuned weights theta_1..theta_M
           lam:Optional[float]=None, # M = 2: weight of theta_2 in [0, 1], default 0.5; M > 2: must be None (1/m at step m)
           eps:float=1e-6, # LERP where sin(angle) < eps or a task vector is ~0
          ) -> dict[str, Tensor]:
     "Spherical interpolation of the task vectors `theta_m - init`, per tensor, recursively for M > 2; new weights in the input dtypes."
-    states = _prepare(init, thetas); M = len(states) - 1
-    _lams(M, lam)  # validate lam up front
-    if M == 1: return _merge(states, lambda G: [0.0, 1.0], False, 1)
-    def coefs(G):
-        w = slerp_weights(G, lam, eps)
-        return [1 - sum(w)] + w
-    return _merge(states, coefs, True, 1 + _nominal_pick(lerp_weights(M, lam)))
+    states = _prepare(init, thetas)
+    return _merge(states, *merge_rule(len(states) - 1, 'slerp', lam, eps))
 
 def lerp(init:WeightsLike, # theta_init (only used for checks: LERP needs no task vectors)
          thetas:Sequence[WeightsLike], # the M fine-tuned weights
          lam:Optional[float]=None, # M = 2: weight of theta_2 in [0, 1], default 0.5; M > 2: must be None (1/M each)
         ) -> dict[str, Tensor]:
     "Linear interpolation of the runs (the same recursion as `slerp`, with straight lines): `(1-lam) theta_1 + lam theta_2`, or their mean."
-    states = _prepare(init, thetas); M = len(states) - 1
-    w = lerp_weights(M, lam)
-    return _merge(states, lambda G: [0.0] + w, False, 1 + _nominal_pick(w))
+    states = _prepare(init, thetas)
+    return _merge(states, *merge_rule(len(states) - 1, 'lerp', lam))
 
 def liti(init:WeightsLike, # theta_init
          target:WeightsLike, # where to step to (the SLERP merge)
@@ -247,7 +278,7 @@ def liti(init:WeightsLike, # theta_init
     if eta is None: raise ValueError("eta must be in [0, 1], got None")
     states = [as_weights(init, 'init'), as_weights(target, 'target')]
     check_weights(states, ['init', 'target'])
-    return _merge(states, lambda G: [1 - eta, eta], False, _nominal_pick([1 - eta, eta]))
+    return _merge(states, *liti_rule(eta))
 
 # %% ../nbs/05_merge.ipynb #bda5ddc3
 MERGES = {'slerp': slerp, 'lerp': lerp}

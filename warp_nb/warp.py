@@ -400,6 +400,8 @@ def train_run(policy, tok, reward, prompts, cfg:WARPConfig, i:int, m:int, out:Pa
     return tv, lines
 
 # %% ../nbs/06_warp.ipynb #4c65ea7f
+from .merge_io import Checkpoint, Plus
+
 def read_iteration(out:Path, i:int, M:int, init:dict, log:Callable) -> Optional[tuple[dict, list]]:
     "(next θ_init, metric lines) of a done iteration, every file read whole; None if one is damaged (logged)."
     idir = iter_dir(out, i)
@@ -452,8 +454,18 @@ class DiskStore:
             if self.procs.owns(m): train_run(self.policy, self.tok, self.reward, self.prompts, cfg, i, m, self.out, self.gold,
                                              self.progress and self.procs.main, self.log, ref=self.theta_sft)
         self.procs.barrier()                                                   # task vectors wait on disk, not in memory
+        if self.procs.world == 1: return [Plus(init, self.task_vector(i, m, init)) for m in range(1, cfg.M + 1)]   # θ_m = θ_init + τ_m, read tensor by tensor
         tvs = self.procs.share(lambda m: load_tensors(run_dir(self.out, i, m)/'task_vector.safetensors'), cfg.M, init)
         return [from_task_vector(init, tv) for tv in tvs]
+
+    def task_vector(self, i:int, m:int, init:dict) -> Checkpoint:
+        "The task vector of run m of iteration i, opened to be read a tensor at a time (its header checked against θ_init)."
+        f = run_dir(self.out, i, m)/'task_vector.safetensors'
+        if not f.exists(): raise FileNotFoundError(f"{f} is missing")
+        try: tv = Checkpoint(f)
+        except ValueError as e: raise damaged(f, e) from None
+        if set(tv) != set(init) or any(tv.shape(n) != tuple(t.shape) for n, t in init.items()): raise damaged(f, "its tensors are not θ_init's")
+        return tv
 
     def merged(self, cfg:WARPConfig, i:int, theta_slerp:dict, init:dict) -> dict:
         load_weights(self.policy, init)                                        # every process merged the same
