@@ -286,6 +286,8 @@ def cpu_bf16_native() -> bool:
     flags = {f for line in text.splitlines() if line.startswith(('flags', 'Features')) for f in line.split(':', 1)[1].split()}
     return any(f in flags for f in CPU_BF16_FLAGS)
 
+_EMULATED_BF16_WARNED = {} # the warnings registry of the emulated-bfloat16 warning
+
 def get_dtype(pref:str='auto', device=None) -> torch.dtype:
     "The compute dtype `pref` (what `torch.autocast` runs the forward passes in; weights stay float32) on `device`: 'auto' is bfloat16 on CUDA that supports it and on a CPU that multiplies it natively, float32 otherwise."
     device = torch.device(device or get_device())
@@ -294,8 +296,9 @@ def get_dtype(pref:str='auto', device=None) -> torch.dtype:
         native = torch.cuda.is_bf16_supported() if device.type == 'cuda' else cpu and cpu_bf16_native()
         return torch.bfloat16 if native else torch.float32
     if pref == 'float16' and cpu: raise ValueError("dtype 'float16' is refused on CPU (no float16 autocast there): use 'bfloat16', 'float32' or 'auto'")
-    if pref == 'bfloat16' and cpu and not cpu_bf16_native():
-        warnings.warn("dtype 'bfloat16' on a CPU without bfloat16 arithmetic (no avx512_bf16/amx_bf16): it runs emulated, several times slower than float32", stacklevel=2)
+    if pref == 'bfloat16' and cpu and not cpu_bf16_native():   # one line, once per process (the registry keeps it)
+        warnings.warn_explicit("dtype 'bfloat16' on a CPU without bfloat16 arithmetic (no avx512_bf16/amx_bf16): it runs emulated, several times slower than float32",
+                               UserWarning, 'warp_nb', 0, registry=_EMULATED_BF16_WARNED)
     return getattr(torch, pref)
 
 def gemm_gflops(dtype:torch.dtype=torch.float32, # the operands' dtype
