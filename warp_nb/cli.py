@@ -14,8 +14,9 @@ from fastcore.basics import AttrDict
 from fastcore.script import Param, anno_parser, call_parse
 
 # %% auto #0
-__all__ = ['config_fields', 'preset_names', 'none_or_float', 'none_or_str', 'field_param', 'config_parser', 'config_from_args',
-           'run_cli', 'warp_train', 'warp_sft', 'warp_reward', 'warp_eval', 'warp_bench', 'warp_merge']
+__all__ = ['TRAINERS', 'config_fields', 'preset_names', 'none_or_float', 'none_or_str', 'field_param', 'config_parser',
+           'config_from_args', 'run_cli', 'run_trainer', 'warp_train', 'warp_sft', 'warp_reward', 'warp_eval',
+           'warp_bench', 'warp_merge']
 
 # %% ../nbs/09_cli.ipynb #5f8b3c6e
 @lru_cache(None)
@@ -86,14 +87,29 @@ def run_cli(main:Callable, # the command, called with `args`
         print(f"error: {' '.join(str(e).split()) or type(e).__name__}", file=sys.stderr); return 2
 
 # %% ../nbs/09_cli.ipynb #d26b030e
+TRAINERS = ('warp_nb', 'trl-rloo', 'trl-grpo')  # what `warp_train --trainer` can train each run with
+
+def run_trainer(name:str): # one of `TRAINERS`
+    "The run trainer of `warp_train --trainer name`: warp_nb's `train_run`, or TRL's trainer through `TRLRunTrainer` (TRL imported only for it)."
+    if name == 'warp_nb':
+        from warp_nb.warp import train_run
+        return train_run
+    if importlib.util.find_spec('trl') is None or importlib.util.find_spec('peft') is None:
+        raise ValueError(f"--trainer {name} needs TRL and PEFT: pip install 'warp_nb[trl]'")
+    import warp_nb.trl_warp as trl_warp
+    fn = f"{name.removeprefix('trl-')}_run"
+    if (run := getattr(trl_warp, fn, None)) is None: raise ValueError(f"--trainer {name} is not available in this version of warp_nb (warp_nb.trl_warp has no {fn})")
+    return trl_warp.TRLRunTrainer(run, name)
+
 def _train(args):
     from warp_nb.core import torch_threads
-    from warp_nb.warp import run_warp, locked_run_dir, run_threads
+    from warp_nb.warp import run_warp
+    from warp_nb.rundir import locked_run_dir, run_threads
     from warp_nb.evaluate import evaluate_run, summary_table
-    cfg = config_from_args(args)
+    cfg, trainer = config_from_args(args), run_trainer(args.trainer)
     main = int(os.environ.get('RANK', 0)) == 0
     with locked_run_dir(cfg.out_dir) if main else nullcontext():   # through the evaluation, which writes summary.json
-        out = run_warp(cfg, args.overwrite, progress=not args.quiet)
+        out = run_warp(cfg, args.overwrite, progress=not args.quiet, trainer=trainer)
         if not main: return
         with torch_threads(run_threads(out)): summary = evaluate_run(out, progress=not args.quiet)
     print(summary_table(summary))
@@ -102,26 +118,26 @@ def _train(args):
 def _sft(args):
     from warp_nb.core import atomic_write_text
     from warp_nb.models import sft_policy_path
-    from warp_nb.warp import check_run_dir, locked_run_dir, prepare_run_dir, read_json
+    from warp_nb.rundir import check_run_dir, drop_replaced, locked_run_dir, prepare_run_dir, read_json
     cfg = config_from_args(args)
     with locked_run_dir(cfg.out_dir):
         check_run_dir(cfg, args.overwrite)
         path = sft_policy_path(cfg, progress=not args.quiet)
         out = prepare_run_dir(cfg, args.overwrite)
         metrics = read_json(Path(path)/'sft_metrics.json') if (Path(path)/'sft_metrics.json').exists() else {}
-        atomic_write_text(out/'sft.json', json.dumps(dict(path=str(path), **metrics), indent=2))
+        atomic_write_text(out/'sft.json', json.dumps(dict(path=str(path), **metrics), indent=2)); drop_replaced(out)
     print(f"SFT policy: {path}" + (f"  (loss {metrics['final_loss']:.3f}, held-out perplexity {metrics['test_perplexity']:.2f})" if metrics else ''))
 
 def _reward(args):
     from warp_nb.core import atomic_write_text
-    from warp_nb.reward import reward_model_path, load_reward
-    from warp_nb.warp import check_run_dir, locked_run_dir, prepare_run_dir
+    from warp_nb.reward_model import reward_model_path, load_reward
+    from warp_nb.rundir import check_run_dir, drop_replaced, locked_run_dir, prepare_run_dir
     cfg = config_from_args(args)
     with locked_run_dir(cfg.out_dir):
         check_run_dir(cfg, args.overwrite)
         path = reward_model_path(cfg); load_reward(cfg)                # a reward model that does not load is refused here
         out = prepare_run_dir(cfg, args.overwrite)
-        atomic_write_text(out/'reward.json', json.dumps(dict(path=str(path)), indent=2))
+        atomic_write_text(out/'reward.json', json.dumps(dict(path=str(path)), indent=2)); drop_replaced(out)
     print(f"reward model: {path}")
 
 def _eval_options(out:Param('the run directory', str, required=True)=None,
@@ -131,7 +147,7 @@ def _eval_options(out:Param('the run directory', str, required=True)=None,
 
 def _eval(args):
     from warp_nb.core import torch_threads
-    from warp_nb.warp import locked_run_dir, read_config, run_threads
+    from warp_nb.rundir import locked_run_dir, read_config, run_threads
     from warp_nb.evaluate import evaluate_run, summary_table
     out = Path(args.out)
     if read_config(out) is None: raise FileNotFoundError(f"{out} is not a run directory (no config.json)")
@@ -141,7 +157,10 @@ def _eval(args):
 
 def warp_train(argv:Optional[list]=None): # arguments (default: the command line)
     "Run WARP end to end: SFT and reward model (cached), I×M REINFORCE runs, SLERP, LITI, evaluation, plots."
-    sys.exit(run_cli(_train, config_parser('warp_train', warp_train.__doc__).parse_args(argv)))
+    p = config_parser('warp_train', warp_train.__doc__)
+    p.add_argument('--trainer', choices=TRAINERS, default='warp_nb',
+                   help="what trains each REINFORCE run: warp_nb's own loop, or TRL's RLOOTrainer or GRPOTrainer (needs the trl extra)")
+    sys.exit(run_cli(_train, p.parse_args(argv)))
 
 def warp_sft(argv:Optional[list]=None): # arguments (default: the command line)
     "Train (or find in the cache) the SFT policy of a preset; record it in the run directory."

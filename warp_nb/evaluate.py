@@ -15,10 +15,10 @@ from tqdm.auto import tqdm
 from .core import WARPConfig, atomic_write_text, derive_seed, looks_local, run_seed
 from .data import training_prompts, heldout_prompts
 from .models import load_sft_policy, load_weights, sample, weights
-from .reward import load_reward, gold_reward
+from .reward_model import load_reward, gold_reward
 from .reinforce import Reinforce, completion_logprobs, sequence_kl
 from .merge import liti
-from .warp import read_metrics, read_run_meta, iter_dir, warp_theta
+from .rundir import read_metrics, read_run_meta, iter_dir, warp_theta
 
 # %% auto #0
 __all__ = ['mean_ci', 'evaluate_policy', 'World', 'load_world', 'evaluate_weights', 'liti_front', 'default_checkpoints',

@@ -14,7 +14,8 @@ from tqdm.auto import tqdm
 
 from .core import WARPConfig, atomic_write_text
 from .merge import merge_weights
-from .warp import RUN_IGNORED, warp, load_tensors, save_tensors
+from .warp import RUN_IGNORED, warp
+from .rundir import load_tensors, save_tensors
 from .evaluate import World, evaluate_weights, liti_front, load_world, reinforce_front
 from .experiments import angles_rows, cached_json, slerp_vs_lerp, world_store
 

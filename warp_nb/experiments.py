@@ -12,9 +12,10 @@ from tqdm.auto import tqdm
 
 from .core import WARPConfig
 from .models import sft_fields
-from .reward import reward_fingerprint
+from .reward_model import reward_fingerprint
 from .merge import MERGES, merge_weights, task_vector_angles
-from .warp import MemoryStore, warp, from_task_vector, iter_dir, run_dir, load_saved_weights, load_tensors, warp_theta
+from .warp import MemoryStore, warp, from_task_vector
+from .rundir import iter_dir, run_dir, load_saved_weights, load_tensors, warp_theta
 from .evaluate import World, load_world, evaluate_weights, liti_front, reinforce_front, default_checkpoints, dump_json
 
 # %% auto #0

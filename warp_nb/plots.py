@@ -69,12 +69,12 @@ def plot_training(lines:list[dict], path=None):
     "Reward, gold reward (if logged) and KL to the anchor per step, one line per (iteration, run)."
     import pandas as pd
     h = pd.DataFrame(lines)
-    cols = [c for c in ('reward', 'gold', 'kl') if c in h]
-    fig, axs = plt.subplots(1, len(cols), figsize=(3.6 * len(cols), 2.8))
+    cols = [c for c in ('reward', 'gold', 'kl', 'kl_per_token') if c in h]                  # TRL's runs log a KL per token
+    fig, axs = plt.subplots(1, len(cols), figsize=(3.6 * len(cols), 2.8), squeeze=False); axs = axs[0]
     for ax, col in zip(axs, cols):
         for (i, m), g in h.groupby(['iteration', 'run']):
             ax.plot(g.step, g[col].rolling(5, min_periods=1).mean(), label=f'iter {i} run {m}', color=f'C{i - 1}', alpha=.5 + .5 * (m == 1))
-        ax.set_title({'reward': 'reward (train)', 'gold': 'gold reward (train)', 'kl': 'KL to EMA anchor'}[col]); ax.set_xlabel('step')
+        ax.set_title({'reward': 'reward (train)', 'gold': 'gold reward (train)', 'kl': 'KL to EMA anchor', 'kl_per_token': 'KL to EMA anchor per token'}[col]); ax.set_xlabel('step')
     axs[0].legend(fontsize=7)
     fig.tight_layout()
     return save_fig(fig, path)

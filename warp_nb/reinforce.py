@@ -4,7 +4,7 @@
 
 # %% ../nbs/04_reinforce.ipynb #8a582177
 from __future__ import annotations
-import copy, dataclasses, time
+import copy, dataclasses, math, time
 from dataclasses import dataclass
 from typing import Callable, Optional, Sequence
 
@@ -17,7 +17,8 @@ from .models import Samples, check_context, compute_autocast, load_weights, posi
 
 # %% auto #0
 __all__ = ['token_logprobs_plain', 'reinforce_loss', 'token_logprobs', 'completion_logprobs', 'sequence_kl', 'ema_update',
-           'rloo_baseline', 'RLSettings', 'rl_settings', 'Reinforce', 'reinforce']
+           'rloo_baseline', 'RLSettings', 'rl_settings', 'NonFiniteError', 'non_finite_msg', 'check_finite',
+           'check_finite_grads', 'Reinforce', 'reinforce']
 
 # %% ../nbs/04_reinforce.ipynb #24302831
 def token_logprobs_plain(z:torch.Tensor, # [..., V] logits (already divided by the temperature)
@@ -127,6 +128,34 @@ def rl_settings(s:RLSettings|WARPConfig) -> RLSettings:
     if isinstance(s, WARPConfig): return RLSettings.from_config(s)
     raise TypeError(f"expected RLSettings or WARPConfig, got {type(s).__name__}")
 
+# %% ../nbs/04_reinforce.ipynb #cc54ac41
+class NonFiniteError(ValueError): "A reward, loss, gradient or tensor to save that is NaN or infinite."
+
+def non_finite_msg(what:str, # the value, e.g. 'reward (1 of 16, e.g. nan)'
+                   where:str) -> str: # the step and the run, e.g. 'step 2 of run 1, iteration 1 in runs/tiny'
+    "The one-line message of a step stopped by a non-finite value."
+    return (f"non-finite {what} at {where}: the step was not taken and the weights, optimizer and anchor are unchanged; "
+            "fix the cause (reward, lr, beta) and rerun (a run directory resumes from its last checkpoint)")
+
+def check_finite(what:str, # what the values are ('reward', 'loss')
+                 x, # a tensor, a number or a list of numbers
+                 where:str): # the step and the run, for the message
+    "Raise `NonFiniteError` in one line if `x` holds a NaN or an infinity."
+    t = torch.as_tensor(x).detach().float().flatten()
+    ok = torch.isfinite(t)
+    if ok.all(): return
+    bad = t[~ok]
+    raise NonFiniteError(non_finite_msg(f"{what} ({len(bad)} of {t.numel()}, e.g. {bad[0].item()})" if t.numel() > 1 else f"{what} ({bad[0].item()})", where))
+
+def check_finite_grads(params, # parameters (or (name, parameter) pairs) after the backward pass
+                       where:str):
+    "Raise `NonFiniteError` in one line, naming the first bad tensor, if a gradient holds a NaN or an infinity."
+    pairs = [x if isinstance(x, tuple) else (None, x) for x in params]
+    grads = [(n, p.grad) for n, p in pairs if p.grad is not None]
+    if not grads or torch.stack([torch.isfinite(g).all() for _, g in grads]).all(): return
+    n, g = next((n, g) for n, g in grads if not torch.isfinite(g).all())
+    raise NonFiniteError(non_finite_msg(f"gradient{f' of {n}' if n else ''} ({(~torch.isfinite(g)).sum().item()} of {g.numel()} values)", where))
+
 # %% ../nbs/04_reinforce.ipynb #397f9a37
 def _sync(dev):
     if dev.type == 'cuda': torch.cuda.synchronize(dev)
@@ -140,9 +169,11 @@ class Reinforce:
                  settings:RLSettings|WARPConfig, # what the run reads (a `WARPConfig` is converted)
                  seed:int, # the run's seed: prompt order and samples
                  gold:Optional[Callable[[list], torch.Tensor]]=None, # a second reward to log (e.g. the tiny world's gold)
-                 ref=None): # θ_sft (a model or its weights by name), the frozen anchor of anchor='sft'; None: the starting policy
+                 ref=None, # θ_sft (a model or its weights by name), the frozen anchor of anchor='sft'; None: the starting policy
+                 name:Optional[str]=None): # the run in messages, e.g. 'run 1, iteration 2 in runs/tiny' (default: its seed)
         self.cfg = cfg = rl_settings(settings)
         self.tok, self.reward, self.gold, self.seed = tok, reward, gold, seed
+        self.name = name or f"the run of seed {seed}"
         self.prompts = list(prompts)
         self.k = cfg.rloo_k if cfg.baseline == 'rloo' else 1
         if cfg.batch_size // self.k > len(self.prompts): raise ValueError(f"need at least {cfg.batch_size // self.k} prompts, got {len(self.prompts)}")
@@ -178,8 +209,10 @@ class Reinforce:
             return r_beta - b
         return r_beta
 
+    def where(self, t:Optional[int]=None) -> str: return f"step {self.step_idx if t is None else t} of {self.name}"
+
     def step(self) -> dict:
-        "One REINFORCE step; returns its statistics and the seconds spent in each phase."
+        "One REINFORCE step; returns its statistics and the seconds spent in each phase. A non-finite reward, loss or gradient raises `NonFiniteError` with nothing changed."
         c, t, times = self.cfg, self.step_idx, {}
         def tick(name, t0): _sync(self.dev); times[name] = time.perf_counter() - t0; return time.perf_counter()
         t0 = start = time.perf_counter()
@@ -187,19 +220,26 @@ class Reinforce:
         with amp(): s = sample(self.policy, self.tok, self.batch_prompts(t), c.max_new_tokens, c.temperature, c.min_new_tokens,
                                seed=derive_seed(self.seed, 1_000_003, t))
         t0 = tick('t_generate', t0)
-        with amp(): r = self.reward(s.texts).to(self.dev).float()
+        with amp(): r = torch.as_tensor(self.reward(s.texts)).to(self.dev).float()
+        check_finite('reward', r, self.where())
         t0 = tick('t_reward', t0)
         with torch.no_grad(), amp(): lp_anchor = completion_logprobs(self.anchor, s, c.temperature)
         t0 = tick('t_anchor', t0)
         with amp(): lp = completion_logprobs(self.policy, s, c.temperature)
         kl = sequence_kl(lp.detach(), lp_anchor)
         r_beta = r - c.beta * kl
-        adv = self.advantages(r_beta)
+        check_finite('KL-regularised reward', r_beta, self.where())
+        ma, adv = self.ma_baseline, self.advantages(r_beta)
         loss = reinforce_loss(lp, adv)
         self.opt.zero_grad(set_to_none=True)
-        self.scaler.scale(loss).backward()                                   # the backward runs outside autocast; float32 gradients
-        self.scaler.unscale_(self.opt)
-        grad_norm = torch.nn.utils.clip_grad_norm_(self.policy.parameters(), c.max_grad_norm).item()
+        try:
+            check_finite('loss', loss, self.where())
+            self.scaler.scale(loss).backward()                               # the backward runs outside autocast; float32 gradients
+            self.scaler.unscale_(self.opt)
+            grad_norm = torch.nn.utils.clip_grad_norm_(self.policy.parameters(), c.max_grad_norm).item()
+            if not self.scaler.is_enabled() and not math.isfinite(grad_norm): check_finite_grads(self.policy.named_parameters(), self.where())
+        except NonFiniteError:
+            self.ma_baseline = ma; self.opt.zero_grad(set_to_none=True); raise   # the step leaves nothing behind
         t0 = tick('t_policy', t0)
         lr = self.sched.get_last_lr()[0]
         self.scaler.step(self.opt); self.scaler.update(); self.sched.step()

@@ -17,10 +17,11 @@ from transformers import AutoModelForCausalLM, TrainerCallback
 from .core import WARPConfig, get_device, get_dtype, quiet_transformers, run_seed, seed_everything
 from .data import training_prompts
 from .models import load_policy, load_sft_policy, load_weights, position_ids_from_mask, set_sampling_config, weights
-from .reward import load_reward
-from .reinforce import ema_update
+from .reward_model import load_reward
+from .reinforce import check_finite, check_finite_grads, ema_update
 from .merge import gram, lerp_weights, merge_weights, slerp_weights
-from .warp import MemoryStore, finite_reward, run_key, save_policy, stop_non_finite_grads, warp
+from .warp import MemoryStore, run_key, warp
+from .rundir import finished_run, run_dir, save_policy, save_run
 from .evaluate import load_world
 from .experiments import cached_json
 from .evidence import RunCache, warp_points
@@ -28,11 +29,11 @@ from .evidence import RunCache, warp_points
 # %% auto #0
 __all__ = ['WARP_OPTIMIZER_FIELDS', 'TRL_TRAINERS', 'LAUNCH_ENV', 'package_version', 'has_trl', 'has_peft', 'trl_present',
            'check_paired', 'EMAAnchor', 'adapter_params', 'adapter_anchor', 'launch_place', 'trl_class', 'trl_args',
-           'rloo_args', 'grpo_args', 'warp_optimizer', 'mask_positions', 'text_joiner', 'trl_reward_fn', 'History',
-           'as_lora_config', 'finite_reward_funcs', 'check_sharding', 'full_weights', 'trl_trainer', 'push_to_vllm',
-           'release_vllm', 'rloo_trainer', 'lora_task_vector', 'add_update', 'trl_run', 'rloo_run', 'grpo_run',
-           'one_process', 'wait_for', 'TRLStore', 'trl_warp', 'lora_merge', 'merge_coefs', 'merged_adapter',
-           'load_peft', 'trl_real_text']
+           'rloo_args', 'grpo_args', 'warp_optimizer', 'mask_positions', 'text_joiner', 'trl_reward_fn', 'FiniteGuard',
+           'finite_reward_fn', 'guard_trainer', 'History', 'as_lora_config', 'check_sharding', 'full_weights',
+           'trl_trainer', 'push_to_vllm', 'release_vllm', 'rloo_trainer', 'lora_task_vector', 'add_update', 'trl_run',
+           'rloo_run', 'grpo_run', 'one_process', 'wait_for', 'TRLStore', 'trl_warp', 'lora_merge', 'merge_coefs',
+           'merged_adapter', 'load_peft', 'trl_real_text', 'TRLRunTrainer']
 
 # %% ../nbs/10_trl.ipynb #762e1ffe
 def package_version(name:str) -> Optional[str]:
@@ -177,6 +178,30 @@ def trl_reward_fn(reward:Callable[[list], torch.Tensor], # texts -> rewards
     def warp_reward(prompts, completions, **kwargs): return reward([p + sep + c for p, c in zip(prompts, completions)]).tolist()
     return warp_reward
 
+# %% ../nbs/10_trl.ipynb #bed85c15
+class FiniteGuard(TrainerCallback):
+    "Stop a transformers `Trainer` before an optimizer step on a NaN or infinite gradient (`check_finite_grads`)."
+    def __init__(self, where:Callable[[], str]): self.where = where # the step and the run, for the message
+    def on_pre_optimizer_step(self, args, state, control, model=None, **kwargs): check_finite_grads(model.named_parameters(), self.where())
+
+def finite_reward_fn(fn:Callable, # a TRL reward function (prompts, completions, ...) -> list of floats (or None: unscorable)
+                     where:Callable[[], str]) -> Callable:
+    "`fn`, its values checked by `check_finite` as they are returned (TRL's None, 'unscorable', passes)."
+    @functools.wraps(fn)
+    def checked(*args, **kwargs):
+        out = fn(*args, **kwargs)
+        check_finite('reward', [v for v in out if v is not None], where())
+        return out
+    return checked
+
+def guard_trainer(trainer, # a TRL trainer (`RLOOTrainer`, `GRPOTrainer`), built
+                  name:str): # the run in messages, e.g. 'run 1, iteration 2'
+    "warp_nb's guard on a TRL trainer: its reward functions' values and its gradients checked as `Reinforce.step` checks them; returns the trainer."
+    where = lambda: f"step {trainer.state.global_step} of {name}"
+    trainer.reward_funcs = [f if isinstance(f, nn.Module) else finite_reward_fn(f, where) for f in trainer.reward_funcs]
+    trainer.add_callback(FiniteGuard(where))
+    return trainer
+
 # %% ../nbs/10_trl.ipynb #9d99337f
 class History(TrainerCallback):
     "What TRL logs after each step (`logging_steps=1`), under warp_nb's names; TRL's KL is a mean per token."
@@ -192,19 +217,6 @@ def as_lora_config(lora): # a peft `LoraConfig`, or its fields as a dict
     if not isinstance(lora, LoraConfig): raise TypeError(f"lora must be a peft LoraConfig or a dict of its fields, got {type(lora).__name__}")
     if lora.use_dora: raise ValueError("DoRA is not supported: its update is not B·A alone")
     return lora
-
-def finite_reward_funcs(reward_funcs, # TRL reward function(s) or reward model(s)
-                        where:Callable[[], str]): # where a run is, for the error
-    "`reward_funcs` with every reward function checked by `finite_reward`: a NaN or infinite reward stops the run (TRL would sum a NaN away as a missing reward); `None` (no reward for this sample) passes; reward models as they are (a non-finite score reaches the gradient and stops there)."
-    def checked(f):
-        if isinstance(f, (nn.Module, str)) or not callable(f): return f
-        @functools.wraps(f)
-        def g(*args, **kwargs):
-            r = f(*args, **kwargs)
-            finite_reward(lambda _: torch.tensor([0.0 if x is None else float(x) for x in r]), where)(None)
-            return r
-        return g
-    return [checked(f) for f in reward_funcs] if isinstance(reward_funcs, (list, tuple)) else checked(reward_funcs)
 
 def check_sharding(tr, # a TRL trainer
                    cfg:WARPConfig, lora=None):
@@ -239,7 +251,6 @@ def trl_trainer(policy:nn.Module, # θ_init: the model the run starts from (left
     Trainer = trl_class(trainer)
     if lora is not None and cfg.anchor == 'sft':
         raise ValueError("anchor='sft' is not available with LoRA: an adapter's reference is its base, θ_init (use anchor='ema' or 'init')")
-    where = lambda: f"step {tr.state.global_step + 1} of {label}"
     with tempfile.TemporaryDirectory(prefix='warp_trl_') as tmp, quiet_transformers(warnings_too=True):   # needed only until TRL has loaded its reference
         if lora is None:
             policy.config.save_pretrained(Path(tmp)/'init')                   # TRL loads its reference model from the policy's folder;
@@ -250,14 +261,13 @@ def trl_trainer(policy:nn.Module, # θ_init: the model the run starts from (left
             seed_everything(seed)
             model = get_peft_model(copy.deepcopy(policy).float(), copy.deepcopy(as_lora_config(lora)))
         hist = History()
-        tr = Trainer(model=model, reward_funcs=finite_reward_funcs(reward_funcs, where), processing_class=tok,
+        tr = Trainer(model=model, reward_funcs=reward_funcs, processing_class=tok,
                      args=trl_args(cfg, Path(tmp)/'trl', steps or cfg.T, seed, trainer, **trl_kwargs),
                      train_dataset=Dataset.from_dict({'prompt': list(prompts)}), callbacks=[hist])
     check_sharding(tr, cfg, lora)
     for cb in (PrinterCallback, ProgressCallback): tr.remove_callback(cb)
     tr.history, tr.ema = hist, None
     tr.optimizer, tr.lr_scheduler = warp_optimizer([p for p in tr.model.parameters() if p.requires_grad], cfg)
-    stop_non_finite_grads(tr.optimizer, where)
     tr.warp_hooks = [mask_positions(m) for m in (tr.model, tr.ref_model) if m is not None]
     if cfg.anchor == 'sft' and ref is not None: load_weights(tr.ref_model, weights(ref), 'reference weights')
     if cfg.anchor == 'ema':
@@ -266,7 +276,7 @@ def trl_trainer(policy:nn.Module, # θ_init: the model the run starts from (left
         tr.add_callback(tr.ema)
     for cb in callbacks: tr.add_callback(cb)
     push_to_vllm(tr)
-    return tr
+    return guard_trainer(tr, label)
 
 def push_to_vllm(tr): # a TRL trainer
     "With `use_vllm`, push the trainer's weights (θ_init, after a merge and a LITI step) to its vLLM engine now, as TRL does when its step changes (`VLLMGeneration.sync_weights`: gathered under FSDP/ZeRO-3, a LoRA adapter merged in)."
@@ -511,3 +521,30 @@ def trl_real_text(cfg:WARPConfig, # the world and WARP's settings; its `rl_seed`
         t0 = time.time(); _, hist = store.run(cfg, 1, 1, store.start(cfg))
         return dict(history=hist, seconds=time.time() - t0)
     return dict(trl=cached_json(dest/'warp.json', trl_loop), own=cached_json(dest/'own_run.json', own_run))
+
+# %% ../nbs/10_trl.ipynb #5f3b9a5d
+class TRLRunTrainer:
+    "A run trainer of `DiskStore` / `run_warp`: run m of iteration i trained by TRL from θ_init with warp_nb's seed for (i, m), written with `save_run`; a killed run is trained again from its first step."
+    def __init__(self, run:Optional[Callable]=None, # (policy, tok, reward_funcs, prompts, cfg, seed, steps=None, ref=None, lora=None, **kw) -> (θ_m, log rows); default `rloo_run`
+                 name:str='trl-rloo', # how `run.json` names the trainer
+                 lora=None, # a `LoraConfig` (or its fields): every run trains an adapter
+                 **trl_kwargs): # more fields of TRL's config
+        if launch_place()[1] > 1: raise ValueError("TRL's runs in a run directory run on one process: launch warp_train without torchrun, or use trl_warp under accelerate launch")
+        self.run, self.name, self.lora, self.trl_kwargs = run or rloo_run, name, lora, trl_kwargs
+
+    def check(self, cfg:WARPConfig):
+        "Refuse, before anything is written, settings TRL's RLOOTrainer cannot run exactly (`rloo_args`'s checks)."
+        if self.run is rloo_run:
+            with tempfile.TemporaryDirectory() as tmp: rloo_args(cfg, tmp, 1, **self.trl_kwargs)
+
+    def __call__(self, policy, tok, reward:Callable, prompts, cfg:WARPConfig, i:int, m:int, out, gold=None, progress:bool=True,
+                 log:Callable=print, ref:Optional[dict]=None) -> tuple[dict, list]: # as `train_run`
+        "Train (or read back) run m of iteration i from `policy`'s weights; return its task vector and metric lines."
+        if (done := finished_run(run_dir(out, i, m), log)) is not None: return done
+        sft = load_weights(copy.deepcopy(policy), ref) if cfg.anchor == 'sft' and i > 1 and ref is not None else None
+        theta, rows = self.run(policy, tok, trl_reward_fn(reward, tok), prompts, cfg, run_seed(cfg, i, m), ref=sft, lora=self.lora, **self.trl_kwargs)
+        init = weights(policy)
+        tv = {n: theta[n].detach().float().cpu() - init[n].float().cpu() for n in init}
+        lines = [dict(iteration=i, run=m, **r) for r in rows]
+        save_run(out, i, m, tv, lines)
+        return tv, lines
