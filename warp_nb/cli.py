@@ -96,10 +96,8 @@ def run_trainer(name:str): # one of `TRAINERS`
         return train_run
     if importlib.util.find_spec('trl') is None or importlib.util.find_spec('peft') is None:
         raise ValueError(f"--trainer {name} needs TRL and PEFT: pip install 'warp_nb[trl]'")
-    import warp_nb.trl_warp as trl_warp
-    fn = f"{name.removeprefix('trl-')}_run"
-    if (run := getattr(trl_warp, fn, None)) is None: raise ValueError(f"--trainer {name} is not available in this version of warp_nb (warp_nb.trl_warp has no {fn})")
-    return trl_warp.TRLRunTrainer(run, name)
+    from warp_nb.trl_warp import TRLRunTrainer
+    return TRLRunTrainer(name.removeprefix('trl-'))
 
 def _train(args):
     from warp_nb.core import torch_threads

@@ -525,24 +525,24 @@ def trl_real_text(cfg:WARPConfig, # the world and WARP's settings; its `rl_seed`
 # %% ../nbs/10_trl.ipynb #5f3b9a5d
 class TRLRunTrainer:
     "A run trainer of `DiskStore` / `run_warp`: run m of iteration i trained by TRL from θ_init with warp_nb's seed for (i, m), written with `save_run`; a killed run is trained again from its first step."
-    def __init__(self, run:Optional[Callable]=None, # (policy, tok, reward_funcs, prompts, cfg, seed, steps=None, ref=None, lora=None, **kw) -> (θ_m, log rows); default `rloo_run`
-                 name:str='trl-rloo', # how `run.json` names the trainer
+    def __init__(self, trainer:str='rloo', # TRL's trainer of each run: 'rloo' (`RLOOTrainer`) or 'grpo' (`GRPOTrainer`)
                  lora=None, # a `LoraConfig` (or its fields): every run trains an adapter
                  **trl_kwargs): # more fields of TRL's config
         if launch_place()[1] > 1: raise ValueError("TRL's runs in a run directory run on one process: launch warp_train without torchrun, or use trl_warp under accelerate launch")
-        self.run, self.name, self.lora, self.trl_kwargs = run or rloo_run, name, lora, trl_kwargs
+        trl_class(trainer)                                                   # an unknown trainer refused in one line
+        self.trainer, self.name, self.lora, self.trl_kwargs = trainer, f'trl-{trainer}', lora, trl_kwargs
 
     def check(self, cfg:WARPConfig):
-        "Refuse, before anything is written, settings TRL's RLOOTrainer cannot run exactly (`rloo_args`'s checks)."
-        if self.run is rloo_run:
-            with tempfile.TemporaryDirectory() as tmp: rloo_args(cfg, tmp, 1, **self.trl_kwargs)
+        "Refuse, before anything is written, settings TRL's trainer cannot run exactly (`trl_args`'s checks)."
+        with tempfile.TemporaryDirectory() as tmp: trl_args(cfg, tmp, 1, 0, self.trainer, **self.trl_kwargs)
 
     def __call__(self, policy, tok, reward:Callable, prompts, cfg:WARPConfig, i:int, m:int, out, gold=None, progress:bool=True,
                  log:Callable=print, ref:Optional[dict]=None) -> tuple[dict, list]: # as `train_run`
         "Train (or read back) run m of iteration i from `policy`'s weights; return its task vector and metric lines."
         if (done := finished_run(run_dir(out, i, m), log)) is not None: return done
         sft = load_weights(copy.deepcopy(policy), ref) if cfg.anchor == 'sft' and i > 1 and ref is not None else None
-        theta, rows = self.run(policy, tok, trl_reward_fn(reward, tok), prompts, cfg, run_seed(cfg, i, m), ref=sft, lora=self.lora, **self.trl_kwargs)
+        theta, rows = trl_run(policy, tok, trl_reward_fn(reward, tok), prompts, cfg, run_seed(cfg, i, m), ref=sft, lora=self.lora,
+                              trainer=self.trainer, label=f"run {m}, iteration {i} in {out}", **self.trl_kwargs)
         init = weights(policy)
         tv = {n: theta[n].detach().float().cpu() - init[n].float().cpu() for n in init}
         lines = [dict(iteration=i, run=m, **r) for r in rows]
