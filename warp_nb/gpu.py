@@ -174,7 +174,7 @@ def cuda_warp_memory(cfg:WARPConfig) -> dict: # a WARPConfig on CUDA whose rewar
     "Peak GPU memory (`torch.cuda.max_memory_allocated`, MiB above what was allocated before) of one WARP iteration of `cfg` (I = 1), against 6P + R floats."
     from transformers import AutoConfig, AutoModelForCausalLM, AutoModelForSequenceClassification
     from warp_nb.bench import MB, must_hold_mb, n_params
-    from warp_nb.reward import load_reward, reward_model_path
+    from warp_nb.reward_model import load_reward, reward_model_path
     from warp_nb.warp import run_warp
     if get_device(cfg.device).type != 'cuda': raise ValueError(f"cuda_warp_memory measures GPU memory: cfg.device is {cfg.device!r} and CUDA is {'' if torch.cuda.is_available() else 'not '}available")
     load_reward(cfg)                                              # the reward model is trained (and cached) outside the measure

@@ -253,7 +253,8 @@ def trl_trainer(policy:nn.Module, # θ_init: the model the run starts from (left
         raise ValueError("anchor='sft' is not available with LoRA: an adapter's reference is its base, θ_init (use anchor='ema' or 'init')")
     with tempfile.TemporaryDirectory(prefix='warp_trl_') as tmp, quiet_transformers(warnings_too=True):   # needed only until TRL has loaded its reference
         if lora is None:
-            policy.config.save_pretrained(Path(tmp)/'init')                   # TRL loads its reference model from the policy's folder;
+            conf = copy.copy(policy.config); conf.architectures = [type(policy).__name__]   # as save_pretrained records it: TRL builds its reference from it
+            conf.save_pretrained(Path(tmp)/'init')                             # TRL loads its reference model from the policy's folder;
             save_model(policy, str(Path(tmp)/'init'/'model.safetensors'))      # written by every process (save_pretrained writes on rank 0 alone)
             model = AutoModelForCausalLM.from_pretrained(Path(tmp)/'init', dtype=torch.float32)
         else:
