@@ -22,11 +22,11 @@ __all__ = ['MB', 'BENCH_SIZES', 'SMOL_SIZE', 'KNOWN_SIZES', 'SMOL_SHAPE', 'PHASE
            'MEM_FORMATS', 'SLERP_FORMATS', 'WARP_SHAPES', 'WARP_MEM_FORMATS', 'LOOP_FORMATS', 'TINY_STEP_FACTOR',
            'cpu_model', 'machine_info', 'machine_line', 'rss_mb', 'max_rss_mb', 'kernel_peak_mb', 'reset_kernel_peak',
            'PeakRSS', 'run_in_subprocess', 'alloc_peak', 'bench_config', 'bench_tokenizer', 'bench_policy',
-           'policy_source', 'bench_prompts', 'BenchReward', 'n_params', 'matmul_params', 'bench_trainer', 'dtype_name',
-           'step_flops', 'compare_rl_step', 'rl_table', 'markdown_table', 'phase_table', 'flop_table', 'must_hold_mb',
-           'rl_step_memory', 'gpt2_small_weights', 'bench_slerp', 'save_warp_inputs', 'warp_memory',
-           'compare_warp_loops', 'loop_table', 'run_bench', 'bench_inputs', 'gpt2_medium_specs',
-           'save_random_checkpoints', 'evict_from_page_cache', 'read_speed', 'bench_merge']
+           'policy_source', 'bench_prompts', 'BenchReward', 'n_params', 'matmul_params', 'bench_trainer',
+           'interleaved_with_trl', 'dtype_name', 'step_flops', 'compare_rl_step', 'rl_table', 'markdown_table',
+           'phase_table', 'flop_table', 'must_hold_mb', 'rl_step_memory', 'gpt2_small_weights', 'bench_slerp',
+           'save_warp_inputs', 'warp_memory', 'compare_warp_loops', 'loop_table', 'run_bench', 'bench_inputs',
+           'gpt2_medium_specs', 'save_random_checkpoints', 'evict_from_page_cache', 'read_speed', 'bench_merge']
 
 # %% ../nbs/11_bench.ipynb #a5ff23d6
 def cpu_model() -> str:
@@ -209,6 +209,18 @@ def _interleaver(other_step:Callable[[], float]):
             self.t = time.perf_counter()
     return Interleave()
 
+def interleaved_with_trl(cfg, policy, tok, reward, prompts, # the step's settings, model, reward and prompts (TRL's the same)
+                         n:int, # steps of each framework
+                         warp_step:Callable[[], None], # one warp_nb step, timed by the caller
+                         seed:int=0, trl:bool=True) -> Optional[list[float]]: # compare with TRL (when installed)
+    "Call `warp_step` n times, each after a step of TRL's trainer at the same settings when `trl` and TRL is installed; TRL's step times, or None without TRL."
+    if not (trl and has_trl()):
+        for _ in range(n): warp_step()
+        return None
+    cb = _interleaver(warp_step)
+    bench_trainer(cfg, policy, tok, reward, prompts, n, [cb], seed).train()
+    return cb.times
+
 PHASES = ('t_generate', 't_reward', 't_anchor', 't_policy', 't_optim', 't_ema')
 
 def dtype_name(dt:torch.dtype) -> str: return str(dt).removeprefix('torch.')
@@ -248,13 +260,8 @@ def compare_rl_step(size:str='tiny', # 'tiny', 'imdb-mini' or 'imdb-smol'
                 t0 = time.perf_counter(); st = run.step(); secs[k].append(time.perf_counter() - t0)
                 if k == 'warp': hist.append(st)
             rates.append(gemm_gflops(amp, *shape, seconds=0.05))   # the GEMM rate beside every step: the load moves
-        trl_s = None
-        if trl and has_trl():
-            cb = _interleaver(warp_step)
-            bench_trainer(cfg, policy, tok, reward, prompts, steps + warmup, [cb], seed).train()
-            trl_s = cb.times[warmup:]
-        else:
-            for _ in range(steps + warmup): warp_step()
+        trl_s = interleaved_with_trl(cfg, policy, tok, reward, prompts, steps + warmup, warp_step, seed, trl)
+        trl_s = trl_s[warmup:] if trl_s else None
         gemm = dict(shape=shape, gflops=statistics.median(rates[warmup:]))
         info = machine_info()
     return dict(size=size, policy_source=policy_source(size), dtype=dtype_name(amp), batch_size=cfg.batch_size, new_tokens=cfg.max_new_tokens,

@@ -245,11 +245,10 @@ def gpu_rl_step(shape:str='gpt2-small', # 'gpt2-small' (gpt2-imdb's and DistilBE
                 device:str='auto', dtype:str='auto', seed:int=0) -> dict:
     "warp_nb's `Reinforce` step against TRL's `RLOOTrainer` (interleaved, as `warp_bench` times them) on the stand-ins' shapes, and its sampling against the memory-bandwidth bound of decoding."
     from transformers import AutoModelForCausalLM, AutoModelForSequenceClassification, AutoTokenizer
-    from warp_nb.bench import PHASES, _interleaver, bench_prompts, bench_trainer, n_params
+    from warp_nb.bench import PHASES, bench_prompts, interleaved_with_trl, n_params
     from warp_nb.models import load_tokenizer
     from warp_nb.reinforce import Reinforce
     from warp_nb.reward import Reward
-    from warp_nb.trl_warp import has_trl
     size, o = STEP_SHAPES[shape]
     cfg = get_preset('imdb', device=device, dtype=dtype, **o).replace(min_new_tokens=o['max_new_tokens'])
     dev = get_device(cfg.device)
@@ -265,13 +264,8 @@ def gpu_rl_step(shape:str='gpt2-small', # 'gpt2-small' (gpt2-imdb's and DistilBE
         warp_s, hist = [], []
         def warp_step():
             sync(); t0 = time.perf_counter(); hist.append(run.step()); sync(); warp_s.append(time.perf_counter() - t0)
-        trl_s = None
-        if trl and has_trl():
-            cb = _interleaver(warp_step)
-            bench_trainer(cfg, policy, tok, reward, prompts, steps + warmup, [cb], seed).train()
-            trl_s = cb.times[warmup:]
-        else:
-            for _ in range(steps + warmup): warp_step()
+        trl_s = interleaved_with_trl(cfg, policy, tok, reward, prompts, steps + warmup, warp_step, seed, trl)
+        trl_s = trl_s[warmup:] if trl_s else None
         bw = copy_bandwidth(dev.type, 256 if dev.type == 'cpu' else 1024)
         c = policy.config
         bound = decode_bound_s(n_params(policy), run.amp.itemsize, cfg.batch_size, cfg.prompt_max_tokens, cfg.max_new_tokens,
