@@ -6,7 +6,7 @@
 from __future__ import annotations
 import copy, json, os, re, statistics, subprocess, sys, tempfile, time
 from pathlib import Path
-from typing import Callable, Optional, Sequence
+from typing import Optional, Sequence
 
 import torch
 

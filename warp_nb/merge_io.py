@@ -4,7 +4,7 @@
 
 # %% ../nbs/05b_merge_io.ipynb #15a9b653
 from __future__ import annotations
-import json, math, os, shutil, struct
+import json, math, shutil, struct
 from pathlib import Path
 from typing import Mapping, Optional, Sequence
 
