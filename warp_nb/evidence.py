@@ -4,25 +4,36 @@
 
 # %% ../nbs/08b_evidence.ipynb #7db7e92d
 from __future__ import annotations
-import json, math
+import hashlib, importlib.util, json, math, os, platform, subprocess, sys, time
+from contextlib import contextmanager
 from dataclasses import fields
 from pathlib import Path
 from typing import Optional, Sequence
 
-import numpy as np
+import matplotlib.pyplot as plt, numpy as np, seaborn as sns, torch
 from tqdm.auto import tqdm
 
-from .core import WARPConfig, atomic_write_text
-from .merge import merge_weights
-from .warp import RUN_IGNORED, warp
-from .rundir import load_tensors, save_tensors
-from .evaluate import World, evaluate_weights, liti_front, load_world, reinforce_front
+from . import __version__
+from .core import CPU_BF16_FLAGS, WARPConfig, atomic_write_text, get_preset, torch_threads
+from .merge import liti, merge_weights
+from .models import sft_policy_path
+from .reward_model import has_judge, judge_config, reward_model_path
+from .warp import RUN_IGNORED, run_warp, warp
+from .rundir import DamagedFile, damaged, load_tensors, locked_run_dir, read_json, save_tensors, warp_theta
+from .evaluate import World, dump_json, evaluate_weights, liti_front, load_world, reinforce_front
 from .experiments import angles_rows, cached_json, slerp_vs_lerp, world_store
+from .plots import save_fig
 
 # %% auto #0
-__all__ = ['T975', 'RunCache', 'warp_points', 'reinforce_key', 'reinforce_points', 'seed_results', 't975', 'pareto', 'front_at',
+__all__ = ['T975', 'PROTOCOLS', 'PROTOCOL_KEYS', 'KEEP', 'SEED_FORMAT', 'SEED_TODO', 'KL_GRID', 'BASELINES', 'RunCache',
+           'warp_points', 'reinforce_key', 'reinforce_points', 'seed_results', 't975', 'pareto', 'front_at',
            'seed_band', 'compare_fronts', 'verdict_ranges', 'compare_points', 'verdict_table', 'anchor_ablation',
-           'm_ablation', 'iteration_ablation', 'merge_ablation', 'eta_ablation', 'real_text_results']
+           'm_ablation', 'iteration_ablation', 'merge_ablation', 'eta_ablation', 'real_text_results',
+           'protocol_checkpoints', 'protocol_config', 'file_sha256', 'model_hash', 'cpu_info', 'package_commit',
+           'PhaseClock', 'iteration_points', 'judge_named', 'protocol_record', 'seed_record', 'seed_path', 'run_seed',
+           'read_seed_file', 'check_protocols', 'check_sft_points', 'seed_files', 'read_seeds', 'method_fronts',
+           'iteration_fronts', 'seed_verdicts', 'plot_seed_fronts', 'plot_seed_evidence', 'end_points_table',
+           'verdict_lines']
 
 # %% ../nbs/08b_evidence.ipynb #578077a8
 class RunCache:
@@ -233,3 +244,291 @@ def real_text_results(cfg:WARPConfig, # the world and WARP's settings
     if 'eta' in parts: res['eta'] = cached_json(dest/'eta.json', lambda: eta_ablation(world, base, store))
     if 'merge' in parts: res['merge'] = cached_json(dest/'merge.json', lambda: merge_ablation(world, base, store))
     return res
+
+# %% ../nbs/08b_evidence.ipynb #894668e3
+PROTOCOLS = { # the fixed protocols of the verdict: every seed of a protocol runs exactly these settings
+    'imdb-smol': dict(preset='imdb-smol', I=3, M=2, T=32, batch_size=16, dtype='float32', eval_prompts=128, samples_per_prompt=2,
+                      etas=(0.25, 0.5, 0.75, 1.0), anchors=('sft', 'ema'), checkpoint_every=16),
+    'toy': dict(preset='tiny', I=2, M=2, T=4, batch_size=16, dtype='float32', eval_prompts=16, samples_per_prompt=1,
+                etas=(0.5, 1.0), anchors=('sft', 'ema'), checkpoint_every=4),
+}
+PROTOCOL_KEYS = ('name', 'I', 'M', 'T', 'batch_size', 'dtype', 'eval_prompts', 'samples_per_prompt', 'etas', 'anchors',
+                 'checkpoints', 'base_model') # what a seed file's protocol must share with every other seed's
+
+def protocol_checkpoints(p:dict) -> list[int]:
+    "REINFORCE's evaluated steps: a quarter and a half of M·T, then every M·T up to WARP's budget I·M·T."
+    mt = p['M'] * p['T']
+    return sorted(({mt // 4, mt // 2} - {0}) | {k * mt for k in range(1, p['I'] + 1)})
+
+def protocol_config(name:str, # a key of `PROTOCOLS`
+                    seed:int, # the training seed (`rl_seed`): the RL runs' seeds and prompt order
+                    work, # the work folder: the seed's runs go in `work/seed_<seed>/`
+                    **world) -> WARPConfig: # where the world's inputs are (data, rm_tokenizer, sft_base)
+    "The `WARPConfig` of one seed of a protocol."
+    if name not in PROTOCOLS: raise ValueError(f"unknown protocol {name!r}: choose one of {', '.join(PROTOCOLS)}")
+    p = PROTOCOLS[name]
+    return get_preset(p['preset'], **{k: p[k] for k in ('I', 'M', 'T', 'batch_size', 'dtype', 'eval_prompts', 'checkpoint_every')},
+                      rl_seed=seed, out_dir=str(Path(work)/f'seed_{seed}'/'warp'), **world)
+
+# %% ../nbs/08b_evidence.ipynb #b62d1be1
+def file_sha256(path) -> str:
+    "The sha256 of a file's bytes, read in 16 MiB blocks."
+    h = hashlib.sha256()
+    with open(path, 'rb') as f:
+        while b := f.read(1 << 24): h.update(b)
+    return h.hexdigest()
+
+def model_hash(model) -> Optional[str]:
+    "The sha256 of a model file, or of a model folder's weight files (names and bytes, in name order); a Hub id as `hub:<id>`; None for none."
+    if model is None: return None
+    p = Path(model)
+    if p.is_file(): return file_sha256(p)
+    if not p.is_dir(): return f'hub:{model}'
+    h = hashlib.sha256()
+    for f in sorted(p.glob('*.safetensors')) + sorted(p.glob('*.bin')): h.update(f.name.encode()); h.update(file_sha256(f).encode())
+    return h.hexdigest()
+
+def cpu_info() -> dict:
+    "The CPU's model name, its core count and the flags that decide its arithmetic (AVX2, AVX-512, bfloat16)."
+    try: text = Path('/proc/cpuinfo').read_text()
+    except OSError: text = ''
+    lines = text.splitlines()
+    model = next((l.split(':', 1)[1].strip() for l in lines if l.startswith('model name')), platform.processor() or platform.machine())
+    flags = {f for l in lines if l.startswith(('flags', 'Features')) for f in l.split(':', 1)[1].split()}
+    return dict(model=model, cores=os.cpu_count(), flags=sorted(flags & {'avx2', 'fma', 'avx512f', *CPU_BF16_FLAGS}))
+
+def package_commit() -> dict:
+    "The git commit of the checkout `warp_nb` is imported from (and whether its package or notebooks have changes), else its version."
+    root = Path(importlib.util.find_spec('warp_nb').origin).parent.parent
+    git = lambda *a: subprocess.run(['git', '-C', str(root), *a], capture_output=True, text=True, timeout=30)
+    try: head = git('rev-parse', 'HEAD')
+    except (OSError, subprocess.TimeoutExpired): head = None
+    if head is None or head.returncode != 0: return dict(version=__version__, commit=None)
+    dirty = bool(git('status', '--porcelain', '--', 'warp_nb', 'nbs/*.ipynb').stdout.strip())
+    return dict(version=__version__, commit=head.stdout.strip(), dirty=dirty)
+
+# %% ../nbs/08b_evidence.ipynb #e027ad53
+class PhaseClock:
+    "Wall seconds of each phase of a seed, added up over restarts and kept in a JSON file of its work folder."
+    def __init__(self, path): self.path = Path(path); self.times = read_json(path) if self.path.exists() else {}
+    @contextmanager
+    def __call__(self, phase:str):
+        t0 = time.time()
+        try: yield
+        finally:
+            self.times[phase] = round(self.times.get(phase, 0.0) + time.time() - t0, 1)
+            dump_json(self.path, self.times)
+
+KEEP = 6 # held-out samples kept with a point that is not a main point
+
+def iteration_points(world:World, out, # the evaluation world; WARP's run directory
+                     i:int, etas:Sequence[float], # the iteration; its LITI grid
+                     keep_all:Sequence[float]=()) -> list[dict]: # η whose every held-out sample is kept
+    "WARP's LITI front after iteration i: (1 − η)·θ_sft + η·θ_slerp^i at each η, evaluated on the world's held-out prompts."
+    cfg, sft = WARPConfig.load(Path(out)/'config.json'), world.theta_sft
+    end = warp_theta(out, i, sft)
+    return [evaluate_weights(world, liti(sft, end, float(e)), world.n_eval if e in keep_all else KEEP, method='WARP',
+                             label=f'WARP, iteration {i}', iteration=i, eta=float(e), rl_steps=i * cfg.M * cfg.T) for e in etas]
+
+def judge_named(p:dict) -> dict:
+    "A point with its judge's score under the name 'judge' (the world calls it 'gold')."
+    return {{'gold': 'judge', 'gold_ci': 'judge_ci'}.get(k, k): v for k, v in p.items()}
+
+# %% ../nbs/08b_evidence.ipynb #48f5b1f3
+SEED_FORMAT = 1 # the version of the seed file's layout
+
+def protocol_record(name:str, cfg:WARPConfig) -> dict:
+    "The protocol a seed file was made under: its settings and the pretrained model's hash."
+    p = PROTOCOLS[name]
+    rec = dict(name=name, preset=p['preset'], **{k: p[k] for k in PROTOCOL_KEYS if k in p},
+               checkpoints=protocol_checkpoints(p), base_model=model_hash(cfg.sft_base))
+    return json.loads(json.dumps(rec))                                   # tuples as lists, as the file holds them
+
+def seed_record(name:str, cfg:WARPConfig, world:World, sft:dict, warp_pts:list[dict], baselines:dict,
+                phases:dict, # wall seconds per phase
+                command:Optional[str]=None) -> dict:
+    "A seed's result file: the protocol, every point (judge included) with its samples, WARP's front per iteration, and provenance."
+    points = dict(sft=judge_named(sft), warp=[judge_named(q) for q in warp_pts], **{k: [judge_named(q) for q in v] for k, v in baselines.items()})
+    fronts = {str(i): [dict(eta=q.get('eta', 0.0), kl=q['kl'], reward=q['reward'], judge=q.get('judge')) for q in pareto([points['sft']] + [
+              q for q in points['warp'] if q['iteration'] == i])] for i in range(1, cfg.I + 1)}
+    judge = reward_model_path(judge_config(cfg)) if has_judge(cfg) else None
+    prov = dict(**package_commit(), command=command or ' '.join(sys.argv), cpu=cpu_info(), threads=torch.get_num_threads(),
+                dtype=cfg.dtype, torch=torch.__version__, sft_base=cfg.sft_base and Path(str(cfg.sft_base)).name,
+                hashes=dict(base_model=model_hash(cfg.sft_base), sft=model_hash(sft_policy_path(cfg, progress=False)),
+                            proxy=model_hash(reward_model_path(cfg)), judge=model_hash(judge)),
+                phases=phases, wall_seconds=round(sum(phases.values()), 1), written=time.strftime('%Y-%m-%d %H:%M:%S %Z'))
+    return dict(format=SEED_FORMAT, protocol=protocol_record(name, cfg), seed=cfg.rl_seed, points=points, warp_fronts=fronts, provenance=prov)
+
+# %% ../nbs/08b_evidence.ipynb #50b89be2
+def seed_path(results, seed:int) -> Path: return Path(results)/f'seed_{seed}.json'
+
+def run_seed(name:str, # the protocol, a key of `PROTOCOLS`
+             seed:int, # the training seed
+             work, # work folder (outside the repository): runs, checkpoints, evaluations; a killed seed resumes from it
+             results, # folder of the result files: this seed's is `seed_<seed>.json`
+             overwrite:bool=False, # replace an existing result file
+             threads:Optional[int]=2, # torch threads (None: leave as is)
+             progress:bool=True,
+             command:Optional[str]=None, # the command line, for the record
+             **world) -> Path: # the world's inputs (data, rm_tokenizer, sft_base)
+    "Run one seed of a protocol end to end — SFT, WARP, the REINFORCE baselines, every evaluation — and write its result file."
+    p, dest = PROTOCOLS.get(name), seed_path(results, seed)
+    cfg = protocol_config(name, seed, work, **world)
+    if dest.exists() and not overwrite: raise FileExistsError(f"{dest} exists: seed {seed} is done (--overwrite runs it again)")
+    wd = Path(work)/f'seed_{seed}'
+    with locked_run_dir(wd), torch_threads(threads):
+        wd.mkdir(parents=True, exist_ok=True)
+        clock, t0 = PhaseClock(wd/'phases.json'), time.time()
+        with clock('world'): world = load_world(cfg, samples_per_prompt=p['samples_per_prompt'])
+        with clock('SFT evaluation'):
+            sft = cached_json(wd/'sft.json', lambda: evaluate_weights(world, None, world.n_eval, method='SFT', label='SFT', rl_steps=0))
+        with clock('WARP'): out = run_warp(cfg, progress=progress, log=print if progress else (lambda *a: None))
+        with clock('WARP evaluation'):
+            warp_pts = [q for i in range(1, cfg.I + 1) for q in cached_json(
+                wd/f'warp_{i}.json', lambda: iteration_points(world, out, i, p['etas'], (0.5, 1.0) if i == cfg.I else ()))]
+        baselines = {}
+        for a in p['anchors']:
+            with clock(f'REINFORCE, {a.upper()} anchor'):
+                baselines[f'reinforce_{a}'] = reinforce_front(cfg, a, protocol_checkpoints(p), world=world, save_to=wd/f'reinforce_{a}',
+                                                              progress=progress, keep=world.n_eval)['points']
+        rec = seed_record(name, cfg, world, sft, warp_pts, baselines, clock.times, command)
+        dump_json(dest, rec)
+    return dest
+
+# %% ../nbs/08b_evidence.ipynb #1520c499
+SEED_TODO = 'run that seed again (--overwrite), or restore the file from git'
+
+def read_seed_file(path) -> dict:
+    "A seed file, parsed and checked for what the aggregator reads; a damaged or foreign file raises one line naming it."
+    d = read_json(path, SEED_TODO)
+    if not isinstance(d, dict) or (miss := [k for k in ('format', 'protocol', 'seed', 'points', 'provenance') if k not in d]):
+        raise damaged(path, f"no {(miss or ['format'])[0]!r}: not a seed file", SEED_TODO)
+    if d['format'] != SEED_FORMAT:
+        raise DamagedFile(f"{path} is a seed file of layout {d['format']}, and this warp_nb reads layout {SEED_FORMAT}: {SEED_TODO}")
+    for k in ['sft', 'warp'] + [f'reinforce_{a}' for a in d['protocol'].get('anchors', ())]:
+        pts = d['points'].get(k)
+        if pts is None: raise damaged(path, f"no points of {k!r}", SEED_TODO)
+        for q in [pts] if isinstance(pts, dict) else pts:
+            if (miss := [f for f in ('kl', 'reward', 'reward_ci', 'judge', 'judge_ci') if not isinstance(q.get(f), (int, float))]):
+                raise damaged(path, f"a point of {k!r} has no number {miss[0]!r}", SEED_TODO)
+    return d
+
+def check_protocols(files:Sequence[Path], seeds:Sequence[dict], expect:Optional[str]=None):
+    "Refuse, in one line naming the file and the field, a seed of another protocol: from the code's `expect`, or from the first file."
+    want = protocol_record(expect, get_preset(PROTOCOLS[expect]['preset'])) if expect else None
+    for f, s in zip(files, seeds):
+        for k in PROTOCOL_KEYS:
+            ref, src = (want, f'protocol {expect!r}') if want is not None and k != 'base_model' else (seeds[0]['protocol'], files[0].name)
+            if s['protocol'].get(k) != ref.get(k):
+                raise ValueError(f"{f}: its protocol's {k} is {s['protocol'].get(k)!r}, not {ref.get(k)!r} as in {src}: a seed of another protocol")
+
+def check_sft_points(files:Sequence[Path], seeds:Sequence[dict]):
+    "Refuse seeds whose SFT points disagree (proxy or judge) beyond their 95% intervals: their SFT policy or reward models differ."
+    a = seeds[0]['points']['sft']
+    for f, s in zip(files[1:], seeds[1:]):
+        b = s['points']['sft']
+        for k in ('reward', 'judge'):
+            if abs(a[k] - b[k]) > a[f'{k}_ci'] + b[f'{k}_ci']:
+                raise ValueError(f"{f}: its SFT {k} {b[k]:.3f} ± {b[k + '_ci']:.3f} disagrees with {files[0].name}'s {a[k]:.3f} ± {a[k + '_ci']:.3f}: "
+                                 "its SFT policy or reward models differ (see their hashes)")
+
+def seed_files(folder) -> list[Path]:
+    "The seed files of a results folder, by seed."
+    return sorted(Path(folder).glob('seed_*.json'), key=lambda f: int(f.stem.split('_')[1]) if f.stem.split('_')[1].isdigit() else 10**9)
+
+def read_seeds(folder, # a results folder (e.g. `results/imdb-smol`)
+               expect:Optional[str]=None) -> list[dict]: # the protocol its files must follow (None: the first file's)
+    "Every seed file of `folder`, checked: readable whole, one protocol, SFT points that agree."
+    files = seed_files(folder)
+    seeds = [read_seed_file(f) for f in files]
+    if seeds: check_protocols(files, seeds, expect); check_sft_points(files, seeds)
+    return seeds
+
+# %% ../nbs/08b_evidence.ipynb #efee90ee
+KL_GRID = (0.25, 0.5, 1, 1.5, 2, 3, 4, 5, 6, 8, 10, 12, 15, 20, 25, 30, 40, 50) # where the verdicts are read
+BASELINES = {'reinforce_sft': 'REINFORCE, SFT anchor', 'reinforce_ema': 'REINFORCE, EMA anchor'}
+
+def method_fronts(seeds:Sequence[dict], method:str) -> list[list[dict]]:
+    "Each seed's points of `method` ('warp': every iteration's; 'reinforce_sft', 'reinforce_ema'), its SFT point first."
+    return [[s['points']['sft']] + s['points'][method] for s in seeds]
+
+def iteration_fronts(seeds:Sequence[dict], i:int) -> list[list[dict]]:
+    "Each seed's WARP points of iteration i (its LITI path toward θ_slerp^i), its SFT point first."
+    return [[s['points']['sft']] + [q for q in s['points']['warp'] if q['iteration'] == i] for s in seeds]
+
+def seed_verdicts(seeds:Sequence[dict], min_seeds:int=3) -> dict:
+    "With at least `min_seeds` seeds: at each KL of `KL_GRID`, WARP against each baseline and each iteration against the one before, by proxy and by judge."
+    n = len(seeds)
+    if n < min_seeds: return dict(n=n, verdict=False, message=f"{n} seed file{'s' * (n != 1)}; the verdict needs {min_seeds}: none given yet")
+    p = seeds[0]['protocol']
+    top = max(q['kl'] for s in seeds for k, v in s['points'].items() if k != 'sft' for q in v)
+    kls = [k for k in KL_GRID if k <= top]
+    warp = method_fronts(seeds, 'warp')
+    methods = {key: {BASELINES[f'reinforce_{a}']: compare_fronts(warp, method_fronts(seeds, f'reinforce_{a}'), kls, key) for a in p['anchors']}
+               for key in ('reward', 'judge')}
+    iters = {key: {f'iteration {i + 1} − iteration {i}': compare_fronts(iteration_fronts(seeds, i + 1), iteration_fronts(seeds, i), kls, key)
+                   for i in range(1, p['I'])} for key in ('reward', 'judge')}
+    return dict(n=n, verdict=True, kls=kls, methods=methods, iterations=iters)
+
+# %% ../nbs/08b_evidence.ipynb #63ee9599
+def plot_seed_fronts(seeds:Sequence[dict], key:str='reward', # 'reward' (the proxy) or 'judge'
+                     ax=None, ylabel:Optional[str]=None):
+    "Each seed's WARP front after each iteration and each REINFORCE front (thin lines); from two seeds on, each method's mean and 95% band over seeds."
+    with sns.axes_style('whitegrid'):
+        if ax is None: _, ax = plt.subplots(figsize=(6, 4.2))
+        p, n = seeds[0]['protocol'], len(seeds)
+        blues = plt.cm.Blues(np.linspace(.35, .9, p['I']))
+        fronts = {f'WARP, iteration {i}': (iteration_fronts(seeds, i), blues[i - 1]) for i in range(1, p['I'] + 1)}
+        fronts |= {BASELINES[f'reinforce_{a}']: (method_fronts(seeds, f'reinforce_{a}'), f'C{k + 1}') for k, a in enumerate(p['anchors'])}
+        for label, (fs, color) in fronts.items():
+            for j, f in enumerate(fs):
+                f = pareto(f, key)
+                ax.plot([q['kl'] for q in f], [q[key] for q in f], color=color, lw=.8, alpha=.55, marker='.', ms=3,
+                        ls='-' if label.startswith('WARP') else '--', label=label if j == 0 else None)
+        if n >= 2:
+            top = max(q['kl'] for fs, _ in fronts.values() for f in fs for q in f)
+            kls = np.linspace(0, top, 80)
+            for label, (fs, color) in [('WARP, all iterations', (method_fronts(seeds, 'warp'), blues[-1]))] + \
+                                      [(l, fc) for l, fc in fronts.items() if not l.startswith('WARP')]:
+                b = seed_band(fs, kls, key); m, c = np.array(b['mean']), np.array(b['ci'])
+                ax.plot(kls, m, color=color, lw=2, label=f'{label}: mean of {n} seeds')
+                ax.fill_between(kls, m - c, m + c, color=color, alpha=.15, lw=0)
+        ax.set_xlabel('KL(π ‖ π_sft) on held-out prompts')
+        ax.set_ylabel(ylabel or {'reward': 'proxy reward', 'judge': 'judge reward'}.get(key, key) + ' on held-out prompts')
+        ax.legend(fontsize=6.5)
+    return ax
+
+def plot_seed_evidence(seeds:Sequence[dict], title:Optional[str]=None, path=None):
+    "The proxy and the judge side by side (`plot_seed_fronts`), saved at `path`."
+    fig, axs = plt.subplots(1, 2, figsize=(11.5, 4.2))
+    plot_seed_fronts(seeds, 'reward', axs[0]); plot_seed_fronts(seeds, 'judge', axs[1])
+    axs[0].set_title('proxy reward (trained on)', fontsize=9); axs[1].set_title('judge (never trained on)', fontsize=9)
+    if title: fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    return save_fig(fig, path)
+
+# %% ../nbs/08b_evidence.ipynb #779cc7b2
+def _pm(q:dict, k:str) -> str: return f"{q[k]:.2f} ± {q[k + '_ci']:.2f}"
+
+def end_points_table(seeds:Sequence[dict]) -> str:
+    "A markdown table: for each seed, SFT, WARP's last merge (η = 1) and LITI η = 0.5, and each baseline's last checkpoint, with the wall time and the CPU."
+    p = seeds[0]['protocol']
+    rows = ['| seed | policy | proxy | judge | KL | wall time | CPU |', '|---:|---|---:|---:|---:|---:|---|']
+    for s in seeds:
+        pts, prov = s['points'], s['provenance']
+        last = lambda e: next(q for q in pts['warp'] if q['iteration'] == p['I'] and q['eta'] == e)
+        named = [('SFT', pts['sft']), (f"WARP θ_slerp^{p['I']} (η = 1)", last(1.0)), ('WARP, LITI η = 0.5', last(0.5))] + \
+                [(f"{BASELINES[f'reinforce_{a}']}, step {pts[f'reinforce_{a}'][-1]['step']}", pts[f'reinforce_{a}'][-1]) for a in p['anchors']]
+        for j, (name, q) in enumerate(named):
+            extra = (f"{prov['wall_seconds'] / 60:.0f} min, {prov['threads']} threads", prov['cpu']['model']) if j == 0 else ('', '')
+            rows.append(f"| {s['seed'] if j == 0 else ''} | {name} | {_pm(q, 'reward')} | {_pm(q, 'judge')} | {q['kl']:.2f} | {extra[0]} | {extra[1]} |")
+    return '\n'.join(rows)
+
+def verdict_lines(v:dict) -> str:
+    "`seed_verdicts` in words: for each score, WARP against each baseline, and each iteration against the one before, as KL ranges."
+    if not v['verdict']: return v['message'] + '.'
+    out = []
+    for key, name in (('reward', 'Proxy reward'), ('judge', 'Judge')):
+        out += [f"- **{name}**, WARP against {b}: {verdict_ranges(rows) or 'no common KL'}" for b, rows in v['methods'][key].items()]
+        out += [f"- **{name}**, {it}: {verdict_ranges(rows) or 'no common KL'}" for it, rows in v['iterations'][key].items()]
+    return f"Over {v['n']} seeds (95% Welch intervals over seeds):\n\n" + '\n'.join(out)
