@@ -18,9 +18,10 @@ def cell_text(cell) -> str:
     code = '\n'.join(l for l in lines if not DIRECTIVE.match(l)).strip()
     if not code: return ''
     out = f'```python\n{code}\n```'
-    texts = [''.join(o.get('text', '')) or ''.join(o.get('data', {}).get('text/plain', '')) for o in cell.get('outputs', [])]
-    texts = [t.rstrip() for t in texts if t.strip()]
-    if texts: out += '\n\n```\n' + '\n'.join(texts) + '\n```'
+    for o in cell.get('outputs', []):          # printed text in a code block; Markdown (IPython's `Markdown`) as it is
+        md, text = ''.join(o.get('data', {}).get('text/markdown', '')), ''.join(o.get('text', '')) or ''.join(o.get('data', {}).get('text/plain', ''))
+        if md.strip(): out += '\n\n' + md.strip()
+        elif text.strip(): out += '\n\n```\n' + text.rstrip() + '\n```'
     return out
 
 IMAGE = re.compile(r'(!\[[^\]]*\]\()(?!https?://|/)([^)]+\))')
