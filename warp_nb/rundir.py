@@ -172,7 +172,8 @@ def restore_replaced(out) -> bool:
 
 def prepare_run_dir(cfg:WARPConfig, # the run's settings; `cfg.out_dir` is the directory
                     overwrite:bool=False, # start afresh even if the directory holds another run (set aside, not deleted)
-                    trainer:str='warp_nb') -> Path: # what trains the runs, recorded in `run.json`
+                    trainer:str='warp_nb', # what trains the runs, recorded in `run.json`
+                    progress:bool=True) -> Path: # a progress bar if the reward model it records trains
     "Make `cfg.out_dir` the run directory of `cfg` (checked first), with `config.json` and `run.json` (thread count, policy, reward model, trainer, compute dtype); with `overwrite`, the run it held is set aside until the new run's first checkpoint. Call with the directory's lock held."
     out = check_run_dir(cfg, overwrite, trainer)
     if overwrite and out.exists() and any(out.iterdir()): set_aside(out)
@@ -181,7 +182,7 @@ def prepare_run_dir(cfg:WARPConfig, # the run's settings; `cfg.out_dir` is the d
     if fresh or not (out/'config.json').exists(): cfg.save(out/'config.json')
     if fresh or not (out/'run.json').exists():
         meta = dict(torch_threads=torch.get_num_threads(), policy=model_ref(sft_policy_path(cfg, progress=False)),
-                    reward_model=model_ref(reward_model_path(cfg)), trainer=trainer,
+                    reward_model=model_ref(reward_model_path(cfg, progress)), trainer=trainer,
                     dtype=str(get_dtype(cfg.dtype, get_device(cfg.device))).removeprefix('torch.'))   # the compute dtype that ran
         atomic_write_text(out/'run.json', json.dumps(meta, indent=2))
     return out
