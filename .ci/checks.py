@@ -1,15 +1,19 @@
-"""Checks that `nbdev_test` cannot make: the docs build, the cells Colab's "Run all" meets, and the pip path.
+"""Checks that `nbdev_test` cannot make: the docs build, the cells Colab's and JupyterLab's "Run all" meet, and the pip path.
 
     python .ci/checks.py docs        # nbdev's docs processing (proc_nbs) of every notebook; no slow/gpu work in it
     python .ci/checks.py cells       # static: gpu cells stand alone (their own imports) and check for a GPU
     python .ci/checks.py no-shared   # every notebook's non-slow, non-gpu cells, from a folder without ../shared
     python .ci/checks.py wheel       # build the wheel, install it in a fresh venv, run warp_train from an unrelated folder
     python .ci/checks.py gpu-script  # .ci/gpu without a GPU: its one-line stop, then its log, counts and report on a short run
+    python .ci/checks.py kernel      # "Run all" in a real Jupyter kernel (nbclient + ipykernel), as JupyterLab runs it: the chapters of
+                                     # KERNEL_CHAPTERS, slow and gpu cells skipped as nbdev_test skips them, no IN_TEST, the machine's
+                                     # default torch threads (or OMP_NUM_THREADS when set); any error, or any warning printed by
+                                     # warp_nb or tqdm (e.g. tqdm's "IProgress not found"), fails it
 
 Each prints one line per problem and exits 1 if there is any.
 """
 from __future__ import annotations
-import ast, builtins, importlib, json, os, shutil, subprocess, sys, tempfile, time, warnings
+import ast, builtins, importlib, json, os, re, shutil, subprocess, sys, tempfile, time, warnings
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -169,7 +173,54 @@ def check_gpu_script() -> list[str]:
     shutil.rmtree(tmp, ignore_errors=True)
     return probs
 
-CHECKS = {'docs': check_docs, 'cells': check_cells, 'no-shared': check_no_shared, 'wheel': check_wheel, 'gpu-script': check_gpu_script}
+# --- "Run all" in a real kernel -------------------------------------------------------------------------------------
+# the chapters that finish in under ~30 s under nbdev_test, and one that trains (REINFORCE on the tiny world)
+KERNEL_CHAPTERS = ('00_core', '01_data', '03_reward', '05_merge', '05c_rundir', '07a_plots', 'index', '04_reinforce')
+WARNING_LINE = re.compile(r'^(?P<path>\S+):\d+: (?P<cat>\w*Warning): (?P<msg>.*)$')
+
+def kernel_notebook(nb_path:Path):
+    "The notebook as JupyterLab would run it, with the cells nbdev_test skips (slow, gpu, `eval: false`, `nbdev_export()`) emptied."
+    import nbformat
+    nb = nbformat.read(nb_path, as_version=4)
+    for c, pc in zip(nb.cells, cells(nb_path)):
+        if c.cell_type != 'code': continue
+        d = getattr(pc, 'directives_', {}) or {}
+        if FLAGS & d.keys() or d.get('eval:', [''])[0].lower() == 'false' or 'nbdev_export(' in c.source: c.source = ''
+    return nb
+
+def printed_warnings(nb) -> list[str]:
+    "The warnings on the notebook's stderr outputs that come from warp_nb or tqdm, one line each."
+    out = []
+    for c in nb.cells:
+        for o in c.get('outputs', []):
+            if o.get('output_type') != 'stream' or o.get('name') != 'stderr': continue
+            for l in o.get('text', '').splitlines():
+                m = WARNING_LINE.match(l.strip())
+                if m and ('warp_nb' in m['path'] or 'tqdm' in m['path'] or m['cat'].startswith('Tqdm')): out.append(l.strip())
+    return out
+
+def check_kernel() -> list[str]:
+    "Execute KERNEL_CHAPTERS through nbclient and ipykernel (JupyterLab's Run all); report each error and each warp_nb or tqdm warning."
+    from nbclient import NotebookClient
+    from nbclient.exceptions import CellExecutionError
+    os.environ.pop('IN_TEST', None)                                        # the kernel inherits this environment: a user's, not nbdev_test's
+    os.environ.update(HF_HUB_OFFLINE='1', HF_DATASETS_OFFLINE='1', MPLBACKEND='module://matplotlib_inline.backend_inline')
+    probs, t_all = [], time.time()
+    print(f"kernel: {', '.join(KERNEL_CHAPTERS)}; torch threads: {os.environ.get('OMP_NUM_THREADS', 'the default')}")
+    for name in KERNEL_CHAPTERS:
+        path = ROOT/'nbs'/f'{name}.ipynb'
+        nb, t0 = kernel_notebook(path), time.time()
+        try: NotebookClient(nb, timeout=900, kernel_name='python3', resources={'metadata': {'path': str(path.parent)}}).execute()
+        except CellExecutionError as e:
+            probs.append(f"{path.name}: {' '.join(str(e).split())[-400:]}")
+        except Exception as e: probs.append(f"{path.name}: the kernel failed: {type(e).__name__}: {' '.join(str(e).split())[:300]}")
+        probs += [f"{path.name}: {w}" for w in printed_warnings(nb)]
+        print(f"  {path.name}: {time.time() - t0:.0f} s")
+    print(f"kernel: {len(KERNEL_CHAPTERS)} chapters in {time.time() - t_all:.0f} s")
+    return probs
+
+CHECKS = {'docs': check_docs, 'cells': check_cells, 'no-shared': check_no_shared, 'wheel': check_wheel, 'gpu-script': check_gpu_script,
+          'kernel': check_kernel}
 
 if __name__ == '__main__':
     names = sys.argv[1:] or list(CHECKS)

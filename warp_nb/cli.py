@@ -15,8 +15,8 @@ from fastcore.script import Param, anno_parser, call_parse
 
 # %% auto #0
 __all__ = ['TRAINERS', 'config_fields', 'preset_names', 'none_or_float', 'none_or_str', 'field_param', 'config_parser',
-           'config_from_args', 'run_cli', 'run_trainer', 'warp_train', 'warp_sft', 'warp_reward', 'warp_eval',
-           'warp_bench', 'warp_merge', 'results_folder', 'evidence_world', 'warp_evidence']
+           'config_from_args', 'quiet_libraries', 'run_cli', 'run_trainer', 'warp_train', 'warp_sft', 'warp_reward',
+           'warp_eval', 'warp_bench', 'warp_merge', 'results_folder', 'evidence_world', 'warp_evidence']
 
 # %% ../nbs/09_cli.ipynb #5f8b3c6e
 @lru_cache(None)
@@ -75,11 +75,18 @@ def config_from_args(args:argparse.Namespace): # -> WARPConfig
     return get_preset(args.preset, **over)
 
 # %% ../nbs/09_cli.ipynb #06bc6c34
+def quiet_libraries(quiet:bool): # the command's `--quiet`
+    "A context in which, with `--quiet`, transformers prints only errors: no log messages, no progress bars (loading, saving, training)."
+    if not quiet: return nullcontext()
+    from warp_nb.core import quiet_transformers
+    return quiet_transformers()
+
 def run_cli(main:Callable, # the command, called with `args`
             args:argparse.Namespace) -> int: # parsed options
-    "Run `main(args)`; an expected failure or Ctrl-C ends with one line on stderr and a non-zero exit code."
+    "Run `main(args)` (quietly with `--quiet`); an expected failure or Ctrl-C ends with one line on stderr and a non-zero exit code."
     try:
-        main(args); return 0
+        with quiet_libraries(getattr(args, 'quiet', False)): main(args)
+        return 0
     except KeyboardInterrupt:
         print('interrupted: everything saved so far is kept; run the same command again to resume', file=sys.stderr); return 130
     except (ValueError, OSError) as e:
@@ -121,7 +128,7 @@ def _sft(args):
     with locked_run_dir(cfg.out_dir):
         check_run_dir(cfg, args.overwrite)
         path = sft_policy_path(cfg, progress=not args.quiet)
-        out = prepare_run_dir(cfg, args.overwrite)
+        out = prepare_run_dir(cfg, args.overwrite, progress=not args.quiet)
         metrics = read_json(Path(path)/'sft_metrics.json') if (Path(path)/'sft_metrics.json').exists() else {}
         atomic_write_text(out/'sft.json', json.dumps(dict(path=str(path), **metrics), indent=2)); drop_replaced(out)
     print(f"SFT policy: {path}" + (f"  (loss {metrics['final_loss']:.3f}, held-out perplexity {metrics['test_perplexity']:.2f})" if metrics else ''))
@@ -133,8 +140,8 @@ def _reward(args):
     cfg = config_from_args(args)
     with locked_run_dir(cfg.out_dir):
         check_run_dir(cfg, args.overwrite)
-        path = reward_model_path(cfg); load_reward(cfg)                # a reward model that does not load is refused here
-        out = prepare_run_dir(cfg, args.overwrite)
+        path = reward_model_path(cfg, progress=not args.quiet); load_reward(cfg)   # a reward model that does not load is refused here
+        out = prepare_run_dir(cfg, args.overwrite, progress=not args.quiet)
         atomic_write_text(out/'reward.json', json.dumps(dict(path=str(path)), indent=2)); drop_replaced(out)
     print(f"reward model: {path}")
 

@@ -18,7 +18,7 @@ from .models import load_sft_policy, load_weights, sample, weights
 from .reward_model import load_reward, gold_reward
 from .reinforce import Reinforce, completion_logprobs, sequence_kl
 from .merge import liti
-from .rundir import read_metrics, read_run_meta, iter_dir, warp_theta
+from .rundir import load_checkpoint, read_metrics, read_run_meta, iter_dir, warp_theta
 
 # %% auto #0
 __all__ = ['mean_ci', 'evaluate_policy', 'World', 'load_world', 'evaluate_weights', 'liti_front', 'default_checkpoints',
@@ -131,7 +131,7 @@ def reinforce_front(cfg:WARPConfig, # the settings; REINFORCE uses its T-step hy
     res = dict(anchor=anchor, steps=steps, seed=seed, checkpoints=checkpoints, points=[], history=[])
     state = Path(save_to)/f'reinforce_{anchor}.pt' if save_to else None
     if state is not None and state.exists():
-        ck = torch.load(state, map_location=run.dev, weights_only=False)
+        ck = load_checkpoint(state, run.dev, 'delete it to compute this front from its first step')
         if (ck['res']['seed'], ck['res']['steps'], ck['res']['anchor']) == (seed, steps, anchor):   # resume where it stopped
             run.load_state_dict(ck['run'])
             res = {**ck['res'], 'checkpoints': checkpoints, 'points': [p for p in ck['res']['points'] if p['step'] in checkpoints]}

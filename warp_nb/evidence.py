@@ -346,13 +346,14 @@ def protocol_record(name:str, cfg:WARPConfig) -> dict:
 
 def seed_record(name:str, cfg:WARPConfig, world:World, sft:dict, warp_pts:list[dict], baselines:dict,
                 phases:dict, # wall seconds per phase
-                command:Optional[str]=None) -> dict:
+                command:Optional[str]=None, # the command line (default: this process's)
+                code:Optional[dict]=None) -> dict: # `package_commit()` of the code that ran (default: now)
     "A seed's result file: the protocol, every point (judge included) with its samples, WARP's front per iteration, and provenance."
     points = dict(sft=judge_named(sft), warp=[judge_named(q) for q in warp_pts], **{k: [judge_named(q) for q in v] for k, v in baselines.items()})
     fronts = {str(i): [dict(eta=q.get('eta', 0.0), kl=q['kl'], reward=q['reward'], judge=q.get('judge')) for q in pareto([points['sft']] + [
               q for q in points['warp'] if q['iteration'] == i])] for i in range(1, cfg.I + 1)}
     judge = reward_model_path(judge_config(cfg)) if has_judge(cfg) else None
-    prov = dict(**package_commit(), command=command or ' '.join(sys.argv), cpu=cpu_info(), threads=torch.get_num_threads(),
+    prov = dict(**(code or package_commit()), command=command or ' '.join(sys.argv), cpu=cpu_info(), threads=torch.get_num_threads(),
                 dtype=cfg.dtype, torch=torch.__version__, sft_base=cfg.sft_base and Path(str(cfg.sft_base)).name,
                 hashes=dict(base_model=model_hash(cfg.sft_base), sft=model_hash(sft_policy_path(cfg, progress=False)),
                             proxy=model_hash(reward_model_path(cfg)), judge=model_hash(judge)),
@@ -378,7 +379,7 @@ def run_seed(name:str, # the protocol, a key of `PROTOCOLS`
     wd = Path(work)/f'seed_{seed}'
     with locked_run_dir(wd), torch_threads(threads):
         wd.mkdir(parents=True, exist_ok=True)
-        clock, t0 = PhaseClock(wd/'phases.json'), time.time()
+        clock, code = PhaseClock(wd/'phases.json'), package_commit()     # the code this sitting runs
         with clock('world'): world = load_world(cfg, samples_per_prompt=p['samples_per_prompt'])
         with clock('SFT evaluation'):
             sft = cached_json(wd/'sft.json', lambda: evaluate_weights(world, None, world.n_eval, method='SFT', label='SFT', rl_steps=0))
@@ -391,7 +392,7 @@ def run_seed(name:str, # the protocol, a key of `PROTOCOLS`
             with clock(f'REINFORCE, {a.upper()} anchor'):
                 baselines[f'reinforce_{a}'] = reinforce_front(cfg, a, protocol_checkpoints(p), world=world, save_to=wd/f'reinforce_{a}',
                                                               progress=progress, keep=world.n_eval)['points']
-        rec = seed_record(name, cfg, world, sft, warp_pts, baselines, clock.times, command)
+        rec = seed_record(name, cfg, world, sft, warp_pts, baselines, clock.times, command, code)
         dump_json(dest, rec)
     return dest
 

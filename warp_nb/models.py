@@ -289,7 +289,8 @@ def train_sft(cfg:WARPConfig, # world, sizes and sft_* settings
     metrics = dict(steps=steps, final_loss=sum(losses[-20:]) / len(losses[-20:]), train_seconds=time.time() - t0,
                    test_perplexity=lm_perplexity(model, tok, held_out, cfg.sft_context),
                    parameters=sum(p.numel() for p in model.parameters()), examples=len(texts))
-    out_dir = Path(out_dir); model.eval().save_pretrained(out_dir); tok.save_pretrained(out_dir)
+    out_dir = Path(out_dir)
+    with quiet_transformers(): model.eval().save_pretrained(out_dir); tok.save_pretrained(out_dir)
     atomic_write_text(out_dir/'sft_metrics.json', json.dumps(metrics, indent=2))
     return metrics
 

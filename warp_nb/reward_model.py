@@ -13,7 +13,8 @@ import torch.nn.functional as F
 from torch import nn
 from transformers import (AutoModelForSequenceClassification, AutoTokenizer, ModernBertConfig,
                           ModernBertForSequenceClassification, PreTrainedModel, Trainer, TrainingArguments)
-from transformers.trainer_callback import PrinterCallback
+from transformers.trainer_callback import PrinterCallback, TrainerCallback
+from tqdm.auto import tqdm
 
 from .core import (WARPConfig, artefact_threads, atomic_write_text, cached_artifact, derive_seed, from_hub_or_path, get_device,
                           get_dtype, quiet_transformers, seed_everything, torch_threads)
@@ -24,7 +25,7 @@ from .reward import Reward
 # %% auto #0
 __all__ = ['REWARD_LABELS', 'REWARD_CACHE_VERSION', 'bt_loss', 'prepare_reward_tokenizer', 'reward_tokenizer_name',
            'reward_tokenizer', 'build_reward_model', 'PairCollator', 'BradleyTerryTrainer', 'center_reward',
-           'evaluate_reward', 'plot_rewards', 'review_half', 'train_reward_model', 'reward_fingerprint',
+           'evaluate_reward', 'plot_rewards', 'review_half', 'TrainerBar', 'train_reward_model', 'reward_fingerprint',
            'reward_model_path', 'load_reward', 'has_judge', 'judge_config', 'gold_reward']
 
 # %% ../nbs/03b_reward_model.ipynb #61a18acb
@@ -144,10 +145,19 @@ def review_half(n:int, # number of reviews
     perm = torch.randperm(n, generator=torch.Generator().manual_seed(0)).tolist()
     return sorted(perm[:n // 2] if half == 0 else perm[n // 2:])
 
+class TrainerBar(TrainerCallback):
+    "One tqdm bar over a `Trainer`'s steps with its last logged loss, shown in place of the Trainer's printed log dicts."
+    def __init__(self, desc:str, progress:bool=True): self.desc, self.progress, self.bar = desc, progress, None
+    def on_train_begin(self, args, state, control, **kw): self.bar = tqdm(total=state.max_steps, desc=self.desc, disable=not self.progress)
+    def on_step_end(self, args, state, control, **kw): self.bar.update()
+    def on_log(self, args, state, control, logs=None, **kw):
+        if 'loss' in (logs or {}): self.bar.set_postfix(loss=f"{float(logs['loss']):.3f}")
+    def on_train_end(self, args, state, control, **kw): self.bar.close()
+
 def train_reward_model(cfg:WARPConfig, # world, data, seed and the rm_* settings
                        out_dir, # folder that receives the model, its tokenizer and reward_metrics.json
                        n_eval:int=2000, # held-out pairs and reviews for the evaluation
-                       verbose:bool=True) -> dict: # print Trainer's log a few times
+                       progress:bool=True) -> dict: # one progress bar (the Trainer prints nothing)
     "Train a one-logit reward model with the Bradley–Terry loss, center it, evaluate it, save it; return its metrics."
     t0, out_dir = time.time(), Path(out_dir)
     tok = reward_tokenizer(cfg)
@@ -166,8 +176,9 @@ def train_reward_model(cfg:WARPConfig, # world, data, seed and the rm_* settings
                                  seed=cfg.seed, data_seed=cfg.seed, logging_steps=max(1, steps // 4), save_strategy='no',
                                  report_to='none', disable_tqdm=True, remove_unused_columns=False,
                                  use_cpu=dev.type == 'cpu', bf16=amp == torch.bfloat16, fp16=amp == torch.float16)
-        trainer = BradleyTerryTrainer(model=model, args=args, train_dataset=pairs, data_collator=PairCollator(tok, cfg.rm_max_length))
-        if not verbose: trainer.remove_callback(PrinterCallback)
+        trainer = BradleyTerryTrainer(model=model, args=args, train_dataset=pairs, data_collator=PairCollator(tok, cfg.rm_max_length),
+                                      callbacks=[TrainerBar('reward model', progress)])
+        trainer.remove_callback(PrinterCallback)                        # no log dicts: the bar shows the loss
         result = trainer.train()
     model = trainer.model.float().eval()
     train_seconds = time.time() - t0
@@ -192,15 +203,18 @@ def reward_fingerprint(cfg:WARPConfig) -> str:
         return cfg.replace(rm_tokenizer=reward_tokenizer_name(cfg)).fingerprint(*names, 'rm_tokenizer')
     return cfg.fingerprint(*names)
 
-def reward_model_path(cfg:WARPConfig) -> Union[Path, str]:
+def reward_model_path(cfg:WARPConfig, # the settings
+                      progress:bool=True) -> Union[Path, str]: # a progress bar if the model trains
     "`cfg.reward_model` when given (a path, or a Hub id as a string), else the reward model `cfg` trains, cached."
     if cfg.reward_model is not None: return Path(cfg.reward_model) if Path(cfg.reward_model).exists() else cfg.reward_model
     key = f"reward-{cfg.world}-v{REWARD_CACHE_VERSION}-{reward_fingerprint(cfg)}"
-    with torch_threads(artefact_threads(cfg)): return cached_artifact(key, lambda d: train_reward_model(cfg, d))
+    with torch_threads(artefact_threads(cfg)): return cached_artifact(key, lambda d: train_reward_model(cfg, d, progress=progress))
 
-def load_reward(cfg:WARPConfig, batch_size:int=64) -> Reward:
+def load_reward(cfg:WARPConfig, # the settings
+                batch_size:int=64, # texts per forward pass
+                progress:bool=True) -> Reward: # a progress bar if the model trains
     "The reward of `cfg`: `cfg.reward_model` (a Hub id or a path), or the model it trains (cached), on `cfg.device`."
-    return Reward.from_pretrained(str(reward_model_path(cfg)), device=cfg.device, batch_size=batch_size)
+    return Reward.from_pretrained(str(reward_model_path(cfg, progress)), device=cfg.device, batch_size=batch_size)
 
 def has_judge(cfg:WARPConfig) -> bool:
     "True for an IMDB world whose proxy is a small BERT trained here on one half of the reviews (so the other half is free)."
@@ -211,11 +225,12 @@ def judge_config(cfg:WARPConfig) -> WARPConfig:
     if not has_judge(cfg): raise ValueError("a judge needs an IMDB proxy trained here on one half of the reviews (rm_half 0 or 1, no rm_base or reward_model)")
     return cfg.replace(rm_half=1 - cfg.rm_half, seed=cfg.seed + 1, rm_layers=cfg.rm_layers + 1, rm_dim=cfg.rm_dim * 3 // 4)
 
-def gold_reward(cfg:WARPConfig) -> Optional[Reward]:
+def gold_reward(cfg:WARPConfig, # the settings
+                progress:bool=True) -> Optional[Reward]: # a progress bar if the judge trains
     "The reward that judges without being trained on: the tiny world's exact reward, the judge of an IMDB world that has one, else None."
     if cfg.world == 'tiny': return Reward.from_callable(tiny_gold_reward, name='tiny-gold')
     if not has_judge(cfg): return None
     j = judge_config(cfg)
-    r = Reward.from_pretrained(str(reward_model_path(j)), device=j.device)
+    r = Reward.from_pretrained(str(reward_model_path(j, progress)), device=j.device)
     r.name = 'judge'
     return r

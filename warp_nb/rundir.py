@@ -4,7 +4,7 @@
 
 # %% ../nbs/05c_rundir.ipynb #888c3f70
 from __future__ import annotations
-import json, os, shutil, tempfile
+import json, os, pickle, re, shutil, tempfile
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Callable, Optional
@@ -19,18 +19,20 @@ from .reward_model import reward_model_path
 from .reinforce import NonFiniteError
 
 # %% auto #0
-__all__ = ['RERUN', 'RESUME_IGNORED', 'RunDirError', 'ConfigMismatch', 'RunDirBusy', 'DamagedFile', 'one_line', 'run_dir_lock',
-           'locked_run_dir', 'damaged', 'read_json', 'read_jsonl', 'load_tensors', 'load_checkpoint', 'started',
-           'read_config', 'check_run_dir', 'run_threads', 'model_ref', 'read_run_meta', 'replaced_dir', 'set_aside',
-           'drop_replaced', 'restore_replaced', 'prepare_run_dir', 'iter_dir', 'run_dir', 'all_finite', 'temp_path',
-           'save_tensors', 'save_checkpoint', 'save_policy', 'load_saved_weights', 'warp_theta', 'metrics_text',
-           'write_metrics', 'read_metrics', 'save_run', 'finished_run', 'read_iteration', 'final_loads']
+__all__ = ['RERUN', 'RESUME_IGNORED', 'RunDirError', 'ConfigMismatch', 'RunDirBusy', 'DamagedFile', 'ForeignCheckpoint',
+           'one_line', 'run_dir_lock', 'locked_run_dir', 'damaged', 'read_json', 'read_jsonl', 'load_tensors',
+           'foreign_type', 'load_checkpoint', 'started', 'read_config', 'check_run_dir', 'run_threads', 'model_ref',
+           'read_run_meta', 'replaced_dir', 'set_aside', 'drop_replaced', 'restore_replaced', 'prepare_run_dir',
+           'iter_dir', 'run_dir', 'all_finite', 'temp_path', 'save_tensors', 'save_checkpoint', 'save_policy',
+           'load_saved_weights', 'warp_theta', 'metrics_text', 'write_metrics', 'read_metrics', 'save_run',
+           'finished_run', 'read_iteration', 'final_loads']
 
 # %% ../nbs/05c_rundir.ipynb #11ca8415
 class RunDirError(ValueError): "A run directory that cannot be used as it is; the message names the file and says what to do."
 class ConfigMismatch(RunDirError): "The directory holds a run with other settings."
 class RunDirBusy(RunDirError): "Another process is writing the directory."
 class DamagedFile(RunDirError): "A file that exists but cannot be read whole."
+class ForeignCheckpoint(RunDirError): "A checkpoint holding a type no warp_nb checkpoint holds: refused unread, kept as it is."
 
 def one_line(e:BaseException, limit:int=300) -> str:
     "The message of `e` on one line (whitespace collapsed), at most `limit` characters."
@@ -87,10 +89,19 @@ def load_tensors(path, todo:str=RERUN) -> dict:
     try: return load_file(str(path))
     except Exception as e: raise damaged(path, e, todo) from None
 
-def load_checkpoint(path, device) -> dict:
-    "A `torch.save`d checkpoint, read whole; a damaged one raises `DamagedFile`."
-    try: return torch.load(path, map_location=device, weights_only=False)
-    except Exception as e: raise damaged(path, e) from None
+def foreign_type(e:pickle.UnpicklingError) -> Optional[str]:
+    "The type or function that `torch.load(..., weights_only=True)` refused to build, from its error (None: the file is damaged)."
+    m = re.search(r'Unsupported global: GLOBAL (\S+)', str(e)) or re.search(r'WeightsUnpickler error: ([^.\n]+)', str(e))
+    return m.group(1) if m else None
+
+def load_checkpoint(path, device, todo:str=RERUN) -> dict:
+    "A `torch.save`d checkpoint read whole with `weights_only=True`: a damaged one raises `DamagedFile`, a foreign one `ForeignCheckpoint`."
+    try: return torch.load(path, map_location=device, weights_only=True)
+    except pickle.UnpicklingError as e:
+        if (t := foreign_type(e)) is None: raise damaged(path, e, todo) from None
+        raise ForeignCheckpoint(f"{path} holds {t}, which no warp_nb checkpoint holds: refused without loading it, nothing in it ran "
+                                "and nothing was deleted; if you did not write it, find out who did, then delete it to continue") from None
+    except Exception as e: raise damaged(path, e, todo) from None
 
 # %% ../nbs/05c_rundir.ipynb #020801cd
 RESUME_IGNORED = ('out_dir',)  # fields that may differ when a run directory is resumed
@@ -161,7 +172,8 @@ def restore_replaced(out) -> bool:
 
 def prepare_run_dir(cfg:WARPConfig, # the run's settings; `cfg.out_dir` is the directory
                     overwrite:bool=False, # start afresh even if the directory holds another run (set aside, not deleted)
-                    trainer:str='warp_nb') -> Path: # what trains the runs, recorded in `run.json`
+                    trainer:str='warp_nb', # what trains the runs, recorded in `run.json`
+                    progress:bool=True) -> Path: # a progress bar if the reward model it records trains
     "Make `cfg.out_dir` the run directory of `cfg` (checked first), with `config.json` and `run.json` (thread count, policy, reward model, trainer, compute dtype); with `overwrite`, the run it held is set aside until the new run's first checkpoint. Call with the directory's lock held."
     out = check_run_dir(cfg, overwrite, trainer)
     if overwrite and out.exists() and any(out.iterdir()): set_aside(out)
@@ -170,7 +182,7 @@ def prepare_run_dir(cfg:WARPConfig, # the run's settings; `cfg.out_dir` is the d
     if fresh or not (out/'config.json').exists(): cfg.save(out/'config.json')
     if fresh or not (out/'run.json').exists():
         meta = dict(torch_threads=torch.get_num_threads(), policy=model_ref(sft_policy_path(cfg, progress=False)),
-                    reward_model=model_ref(reward_model_path(cfg)), trainer=trainer,
+                    reward_model=model_ref(reward_model_path(cfg, progress)), trainer=trainer,
                     dtype=str(get_dtype(cfg.dtype, get_device(cfg.device))).removeprefix('torch.'))   # the compute dtype that ran
         atomic_write_text(out/'run.json', json.dumps(meta, indent=2))
     return out

@@ -276,7 +276,7 @@ def run_warp(cfg:WARPConfig, # every setting; `cfg.out_dir` is the run directory
         policy, tok = load_sft_policy(cfg, progress=False)
         set_sampling_config(policy, tok, cfg.temperature, cfg.max_new_tokens, cfg.min_new_tokens)   # saved with init/ and final/
         policy.to(procs.device)
-        reward, gold = load_reward(cfg), gold_reward(cfg)
+        reward, gold = load_reward(cfg, progress=progress and procs.main), gold_reward(cfg, progress and procs.main)
         prompts = training_prompts(cfg, tok)
         check_prompts(cfg, prompts)
         out = prepare_run_dir(cfg, overwrite, name) if procs.main else Path(cfg.out_dir)   # only now is anything moved or written
