@@ -11,8 +11,8 @@ from typing import Callable, Optional
 from .core import WARPConfig, torch_threads
 from .merge import liti, merge_weights
 from .models import load_weights
-from .rundir import (RunDirError, check_run_dir, finished_run, iter_dir, load_saved_weights, load_tensors, one_line, prepare_run_dir,
-                            read_config, read_iteration, read_jsonl, run_dir, run_dir_lock, run_threads, DamagedFile)
+from .rundir import (RunDirError, check_run_dir, finished_run, iter_dir, load_saved_weights, one_line, prepare_run_dir,
+                            read_config, read_iteration, read_jsonl, run_dir, run_dir_lock, run_threads)
 from .warp import DiskStore, Procs, load_run_world, run_warp, trainer_name
 
 # %% auto #0

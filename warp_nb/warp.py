@@ -4,7 +4,7 @@
 
 # %% ../nbs/06_warp.ipynb #df02814b
 from __future__ import annotations
-import copy, hashlib, os, time
+import copy, hashlib, time
 from contextlib import nullcontext
 from datetime import timedelta
 from pathlib import Path
@@ -21,7 +21,7 @@ from .reinforce import Reinforce
 from .merge import liti, merge_weights
 from .merge_io import Checkpoint, Plus
 from .rundir import (DamagedFile, check_run_dir, damaged, drop_replaced, drop_temporaries, final_loads, finished_run, iter_dir, load_checkpoint, load_saved_weights,
-                            load_tensors, locked_run_dir, metrics_text, prepare_run_dir, read_iteration, read_jsonl, restore_replaced, run_dir,
+                            locked_run_dir, metrics_text, prepare_run_dir, read_iteration, read_jsonl, restore_replaced, run_dir,
                             run_threads, save_checkpoint, save_policy, save_run, save_tensors, warp_theta, write_metrics)
 
 # %% auto #0
