@@ -392,9 +392,7 @@ class TRLStore(MemoryStore):
         if key not in self.cache:
             theta, hist = trl_run(load_weights(self.scratch, init), self.tok, self.reward_funcs, self.prompts, cfg, run_seed(cfg, i, m),
                                   ref=self.ref, lora=self.lora, trainer=self.trainer, label=f'run {m}, iteration {i}', **self.trl_kwargs)
-            value = (theta, [dict(iteration=i, run=m, **h) for h in hist]); self.trained.append(key)
-            if self.shard and torch.distributed.is_initialized():                 # every process merges process 0's θ_m, bit for bit
-                box = [value]; torch.distributed.broadcast_object_list(box, src=0); value = box[0]
+            value = (theta, [dict(iteration=i, run=m, **h) for h in hist]); self.trained.append(key)   # with `shard`, the same on every process
             if not (self.shard and self.rank > 0 and isinstance(self.cache, RunCache)): self.cache[key] = value   # a shared folder: written once
             return value
         return self.cache[key]
