@@ -17,6 +17,7 @@ dev_requirements = cfg.get('dev_requirements', '').split()
 bench_requirements = cfg.get('bench_requirements', '').split()
 trl_requirements = cfg.get('trl_requirements', '').split()
 smol_requirements = cfg.get('smol_requirements', '').split()
+cluster_requirements = cfg.get('cluster_requirements', '').split()
 console_scripts = cfg.get('console_scripts', '').split()
 
 setuptools.setup(
@@ -39,7 +40,7 @@ setuptools.setup(
     packages=setuptools.find_packages(include=[cfg['lib_name'], cfg['lib_name'] + '.*']),
     include_package_data=True,
     install_requires=requirements,
-    extras_require={'dev': dev_requirements, 'bench': bench_requirements, 'trl': trl_requirements, 'smol': smol_requirements},
+    extras_require={'dev': dev_requirements, 'bench': bench_requirements, 'trl': trl_requirements, 'smol': smol_requirements, 'cluster': cluster_requirements},
     python_requires='>=' + min_python,
     entry_points={'console_scripts': console_scripts, 'nbdev': [f"{cfg['lib_path']}={cfg['lib_path']}._modidx:d"]},
     zip_safe=False,

@@ -14,9 +14,10 @@ from fastcore.basics import AttrDict
 from fastcore.script import Param, anno_parser, call_parse
 
 # %% auto #0
-__all__ = ['TRAINERS', 'config_fields', 'preset_names', 'none_or_float', 'none_or_str', 'field_param', 'config_parser',
-           'config_from_args', 'quiet_libraries', 'run_cli', 'run_trainer', 'warp_train', 'warp_sft', 'warp_reward',
-           'warp_eval', 'warp_bench', 'warp_merge', 'results_folder', 'evidence_world', 'warp_evidence']
+__all__ = ['TRAINERS', 'LAUNCHERS', 'config_fields', 'preset_names', 'none_or_float', 'none_or_str', 'field_param',
+           'config_parser', 'config_from_args', 'quiet_libraries', 'run_cli', 'run_trainer', 'warp_train', 'warp_sft',
+           'warp_reward', 'warp_eval', 'job_options', 'warp_bench', 'warp_merge', 'results_folder', 'evidence_world',
+           'warp_evidence']
 
 # %% ../nbs/09_cli.ipynb #5f8b3c6e
 @lru_cache(None)
@@ -108,13 +109,14 @@ def run_trainer(name:str): # one of `TRAINERS`
 
 def _train(args):
     from warp_nb.core import torch_threads
-    from warp_nb.warp import run_warp
+    from warp_nb.jobs import launch_place
     from warp_nb.rundir import locked_run_dir, run_threads
     from warp_nb.evaluate import evaluate_run, summary_table
+    if args.job: return _job(args)
     cfg, trainer = config_from_args(args), run_trainer(args.trainer)
-    main = int(os.environ.get('RANK', 0)) == 0
+    main = launch_place()[0] == 0
     with locked_run_dir(cfg.out_dir) if main else nullcontext():   # through the evaluation, which writes summary.json
-        out = run_warp(cfg, args.overwrite, progress=not args.quiet, trainer=trainer)
+        out = _launch(cfg, trainer, args)
         if not main: return
         with torch_threads(run_threads(out)): summary = evaluate_run(out, progress=not args.quiet)
     print(summary_table(summary))
@@ -165,6 +167,7 @@ def warp_train(argv:Optional[list]=None): # arguments (default: the command line
     p = config_parser('warp_train', warp_train.__doc__)
     p.add_argument('--trainer', choices=TRAINERS, default='warp_nb',
                    help="what trains each REINFORCE run: warp_nb's own loop, or TRL's RLOOTrainer or GRPOTrainer (needs the trl extra)")
+    job_options(p)
     sys.exit(run_cli(_train, p.parse_args(argv)))
 
 def warp_sft(argv:Optional[list]=None): # arguments (default: the command line)
@@ -178,6 +181,40 @@ def warp_reward(argv:Optional[list]=None): # arguments (default: the command lin
 def warp_eval(argv:Optional[list]=None): # arguments (default: the command line)
     "Evaluate a finished WARP run directory on held-out prompts: summary.json and plots."
     sys.exit(run_cli(_eval, anno_parser(_eval_options, 'warp_eval').parse_args(argv)))
+
+# %% ../nbs/09_cli.ipynb #d7cb69db
+LAUNCHERS = ('none', 'torchrun', 'local', 'slurm')  # `warp_train --launcher`: this process (or torchrun's), or every job through submitit
+
+def job_options(p:argparse.ArgumentParser) -> argparse.ArgumentParser:
+    "Add `warp_train`'s options that run one job of a run directory, or all of them through a launcher."
+    g = p.add_argument_group("jobs: one job of the run directory, or every job through a launcher")
+    g.add_argument('--job', choices=('run', 'merge'), help="run one job and exit: a run (--iteration, --run) or the merge of an iteration (--iteration)")
+    g.add_argument('--iteration', type=int, help='the iteration of --job, 1..I')
+    g.add_argument('--run', type=int, help='the run of --job run, 1..M')
+    g.add_argument('--launcher', choices=LAUNCHERS, default='none',
+                   help="none or torchrun: this process (its share of torchrun's); local or slurm: every job through submitit (needs the cluster extra)")
+    g.add_argument('--partition', help='Slurm partition of the jobs')
+    g.add_argument('--gpus_per_run', type=int, default=0, help='GPUs of each job (Slurm)')
+    g.add_argument('--cpus_per_run', type=int, default=1, help='CPUs of each job (Slurm)')
+    g.add_argument('--time_min', type=int, default=60, help='time limit of each job in minutes; a job that reaches it is requeued and resumes')
+    return p
+
+def _job(args):
+    from warp_nb.jobs import merge_job, run_job
+    if args.iteration is None or (args.job == 'run') != (args.run is not None):
+        raise ValueError("--job run needs --iteration and --run; --job merge needs --iteration alone")
+    if args.overwrite: raise ValueError("--overwrite starts a run afresh, which one job cannot do: run warp_train --overwrite without --job")
+    cfg, trainer = config_from_args(args), run_trainer(args.trainer)
+    if args.job == 'run': print(run_job(cfg, args.iteration, args.run, trainer, progress=not args.quiet))
+    else: print(merge_job(cfg, args.iteration, trainer, progress=not args.quiet))
+
+def _launch(cfg, trainer, args) -> Path:
+    "WARP through `args.launcher`: submitit's jobs, or `run_warp` on this process's place."
+    from warp_nb.jobs import job_executor, submit_warp, warp_launched
+    if args.launcher in ('none', 'torchrun'): return warp_launched(cfg, args.overwrite, progress=not args.quiet, trainer=trainer)
+    if args.overwrite: raise ValueError(f"--overwrite runs with --launcher none or torchrun, not {args.launcher}: start afresh in another --out")
+    ex = job_executor(args.launcher, Path(cfg.out_dir)/'jobs', args.partition, args.gpus_per_run, args.cpus_per_run, args.time_min)
+    return submit_warp(cfg, ex, trainer)
 
 # %% ../nbs/09_cli.ipynb #1be44967
 @call_parse

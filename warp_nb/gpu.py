@@ -204,11 +204,11 @@ def gpus_for_torchrun() -> int:
 def torchrun_warp(cfg:WARPConfig, # the run; its runs are spread over the processes
                   nproc:int, # processes (one GPU each on CUDA, NCCL; on CPU, gloo)
                   timeout:float=600) -> dict:
-    "`run_warp(cfg)` under `torchrun --standalone --nproc_per_node=nproc`; its exit code, seconds and the end of its log."
+    "`warp_launched(cfg)` (`run_warp` on each process's place) under `torchrun --standalone --nproc_per_node=nproc`; its exit code, seconds and the end of its log."
     out = Path(cfg.out_dir); out.parent.mkdir(parents=True, exist_ok=True)
     f = out.with_suffix('.json'); cfg.save(f)
     script = out.with_suffix('.py')
-    script.write_text(f"from warp_nb.core import WARPConfig\nfrom warp_nb.warp import run_warp\nrun_warp(WARPConfig.load({str(f)!r}), progress=False)\n")
+    script.write_text(f"from warp_nb.core import WARPConfig\nfrom warp_nb.jobs import warp_launched\nwarp_launched(WARPConfig.load({str(f)!r}), progress=False)\n")
     t0 = time.perf_counter()
     p = subprocess.run([sys.executable, '-m', 'torch.distributed.run', '--standalone', f'--nproc_per_node={nproc}', str(script)], capture_output=True, text=True, timeout=timeout)
     return dict(nproc=nproc, returncode=p.returncode, seconds=time.perf_counter() - t0, final=(out/'final'/'config.json').exists(),

@@ -23,9 +23,9 @@ __all__ = ['RERUN', 'RESUME_IGNORED', 'RunDirError', 'ConfigMismatch', 'RunDirBu
            'one_line', 'run_dir_lock', 'locked_run_dir', 'damaged', 'read_json', 'read_jsonl', 'load_tensors',
            'foreign_type', 'load_checkpoint', 'started', 'read_config', 'check_run_dir', 'run_threads', 'model_ref',
            'read_run_meta', 'replaced_dir', 'set_aside', 'drop_replaced', 'restore_replaced', 'prepare_run_dir',
-           'iter_dir', 'run_dir', 'all_finite', 'temp_path', 'save_tensors', 'save_checkpoint', 'save_policy',
-           'load_saved_weights', 'warp_theta', 'metrics_text', 'write_metrics', 'read_metrics', 'save_run',
-           'finished_run', 'read_iteration', 'final_loads']
+           'iter_dir', 'run_dir', 'all_finite', 'temp_path', 'drop_temporaries', 'save_tensors', 'save_checkpoint',
+           'save_policy', 'load_saved_weights', 'warp_theta', 'metrics_text', 'write_metrics', 'read_metrics',
+           'save_run', 'finished_run', 'read_iteration', 'final_loads']
 
 # %% ../nbs/05c_rundir.ipynb #11ca8415
 class RunDirError(ValueError): "A run directory that cannot be used as it is; the message names the file and says what to do."
@@ -118,7 +118,8 @@ def read_config(out) -> Optional[dict]:
 
 def check_run_dir(cfg:WARPConfig, # the run's settings; `cfg.out_dir` is the directory
                   overwrite:bool=False, # the run it holds will be replaced
-                  trainer:str='warp_nb') -> Path: # what trains the runs ('warp_nb', 'trl-rloo', ...), recorded in `run.json`
+                  trainer:str='warp_nb', # what trains the runs ('warp_nb', 'trl-rloo', ...), recorded in `run.json`
+                  strict:bool=False) -> Path: # compare with the saved settings even before anything is trained (jobs, which share a prepared directory)
     "Check, writing nothing, that `cfg` can start or resume in its run directory."
     out = Path(cfg.out_dir)
     if out.exists() and not out.is_dir(): raise RunDirError(f"run directory {str(out)!r} is a file, not a directory")
@@ -126,11 +127,11 @@ def check_run_dir(cfg:WARPConfig, # the run's settings; `cfg.out_dir` is the dir
     if not os.access(base, os.W_OK):
         raise PermissionError(f"run directory {str(out)!r} is not writable" if base == out else f"cannot create run directory {str(out)!r}: {base} is not writable")
     old = None if overwrite else read_config(out)
-    if old is not None and started(out):
+    if old is not None and (started(out) or strict):
         diff = [k for k, v in cfg.to_dict().items() if k not in RESUME_IGNORED and json.loads(json.dumps(v)) != old.get(k)]
         if diff: raise ConfigMismatch(f"{out} holds a run with other settings ({', '.join(f'{k}: {old.get(k)!r} -> {getattr(cfg, k)!r}' for k in diff[:4])}); "
                                       "use another directory or --overwrite")
-    if old is not None and started(out) and (was := read_run_meta(out).get('trainer', 'warp_nb')) != trainer:
+    if old is not None and (started(out) or strict) and (was := read_run_meta(out).get('trainer', 'warp_nb')) != trainer:
         raise ConfigMismatch(f"{out} holds a run whose runs were trained by {was}, not {trainer}; use --trainer {was}, another directory or --overwrite")
     return out
 
@@ -197,6 +198,16 @@ def temp_path(path:Path) -> Path:
     "A new, uniquely named empty file beside `path`, to be renamed to it."
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f'.{path.name}.', suffix='.tmp'); os.close(fd)
     return Path(tmp)
+
+def drop_temporaries(folder, # a folder of the run directory
+                     names:Optional[list]=None) -> list[str]: # the files whose temporaries go (None: every one in `folder`)
+    "Delete the temporary files and folders that a killed write left in `folder` (`.<name>.<random>.tmp`); return their names. Call with the lock of what writes there held."
+    folder, gone = Path(folder), []
+    if not folder.is_dir(): return gone
+    for p in sorted(folder.glob('.*.tmp')):
+        if names is not None and not any(p.name.startswith(f'.{n}.') for n in names): continue
+        shutil.rmtree(p) if p.is_dir() else p.unlink(missing_ok=True); gone.append(p.name)
+    return gone
 
 def save_tensors(d:dict, path) -> Path:
     "Save a dict of tensors as safetensors, atomically; non-finite values are refused."

@@ -21,6 +21,7 @@ from .reward_model import load_reward
 from .reinforce import check_finite, check_finite_grads, ema_update
 from .merge import gram, lerp_weights, merge_weights, slerp_weights
 from .warp import MemoryStore, run_key, warp
+from .jobs import launch_place
 from .rundir import finished_run, run_dir, save_policy, save_run
 from .evaluate import load_world
 from .experiments import cached_json
@@ -28,8 +29,8 @@ from .evidence import RunCache, warp_points
 
 # %% auto #0
 __all__ = ['WARP_OPTIMIZER_FIELDS', 'TRL_TRAINERS', 'LAUNCH_ENV', 'package_version', 'has_trl', 'has_peft', 'trl_present',
-           'check_paired', 'EMAAnchor', 'adapter_params', 'adapter_anchor', 'launch_place', 'trl_class', 'trl_args',
-           'rloo_args', 'grpo_args', 'warp_optimizer', 'mask_positions', 'text_joiner', 'trl_reward_fn', 'FiniteGuard',
+           'check_paired', 'EMAAnchor', 'adapter_params', 'adapter_anchor', 'trl_class', 'trl_args', 'rloo_args',
+           'grpo_args', 'warp_optimizer', 'mask_positions', 'text_joiner', 'trl_reward_fn', 'FiniteGuard',
            'finite_reward_fn', 'guard_trainer', 'History', 'as_lora_config', 'check_sharding', 'full_weights',
            'trl_trainer', 'push_to_vllm', 'release_vllm', 'rloo_trainer', 'lora_task_vector', 'add_update', 'trl_run',
            'rloo_run', 'grpo_run', 'one_process', 'wait_for', 'TRLStore', 'trl_warp', 'lora_merge', 'merge_coefs',
@@ -96,10 +97,6 @@ def adapter_anchor(model, # a PEFT model training adapter `adapter`, with a refe
 # %% ../nbs/10_trl.ipynb #c6edd0c3
 WARP_OPTIMIZER_FIELDS = ('learning_rate', 'lr_scheduler_type', 'warmup_steps', 'warmup_ratio', 'optim', 'weight_decay',
                          'adam_beta1', 'adam_beta2', 'adam_epsilon')  # TRL config fields that warp_nb's optimizer replaces
-
-def launch_place() -> tuple[int, int]:
-    "(rank, number of processes) of this process in an `accelerate launch` or `torchrun` job; (0, 1) without one."
-    return int(os.environ.get('RANK', 0)), int(os.environ.get('WORLD_SIZE', 1))
 
 TRL_TRAINERS = {'rloo': 'RLOO', 'grpo': 'GRPO'}  # `trainer=` of the TRL path -> TRL's name (its `<name>Trainer` and `<name>Config`)
 
@@ -395,9 +392,7 @@ class TRLStore(MemoryStore):
         if key not in self.cache:
             theta, hist = trl_run(load_weights(self.scratch, init), self.tok, self.reward_funcs, self.prompts, cfg, run_seed(cfg, i, m),
                                   ref=self.ref, lora=self.lora, trainer=self.trainer, label=f'run {m}, iteration {i}', **self.trl_kwargs)
-            value = (theta, [dict(iteration=i, run=m, **h) for h in hist]); self.trained.append(key)
-            if self.shard and torch.distributed.is_initialized():                 # every process merges process 0's θ_m, bit for bit
-                box = [value]; torch.distributed.broadcast_object_list(box, src=0); value = box[0]
+            value = (theta, [dict(iteration=i, run=m, **h) for h in hist]); self.trained.append(key)   # with `shard`, the same on every process
             if not (self.shard and self.rank > 0 and isinstance(self.cache, RunCache)): self.cache[key] = value   # a shared folder: written once
             return value
         return self.cache[key]
@@ -428,7 +423,7 @@ def trl_warp(cfg:WARPConfig, # I, M, T, λ, η, the merge, and the runs' setting
     "WARP (Algorithm 1, `warp`) with every run trained by TRL's RLOOTrainer or GRPOTrainer; under `accelerate launch` the M runs are spread over the processes. The record of `MemoryStore`, and `final`, the saved policy."
     if reward is not None and reward_funcs is not None: raise ValueError("pass reward (texts -> rewards) or reward_funcs (TRL's), not both")
     if runs_dir is not None and cache is not None: raise ValueError("pass runs_dir (runs kept in a folder) or cache (in memory), not both")
-    rank, world = launch_place()
+    rank, world, _ = launch_place()
     if world > 1 and runs_dir is None and not shard: raise ValueError(f"{world} processes share their runs through a folder: pass runs_dir")
     if world > 1 and torch.distributed.is_initialized() and not shard:
         raise RuntimeError("trl_warp spreads the runs over the processes itself: call it without a torch.distributed process group")

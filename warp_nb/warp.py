@@ -4,7 +4,7 @@
 
 # %% ../nbs/06_warp.ipynb #df02814b
 from __future__ import annotations
-import copy, hashlib, os, time
+import copy, hashlib, time
 from contextlib import nullcontext
 from datetime import timedelta
 from pathlib import Path
@@ -20,13 +20,13 @@ from .reward_model import load_reward, gold_reward
 from .reinforce import Reinforce
 from .merge import liti, merge_weights
 from .merge_io import Checkpoint, Plus
-from .rundir import (DamagedFile, check_run_dir, damaged, drop_replaced, final_loads, finished_run, iter_dir, load_checkpoint, load_saved_weights,
-                            load_tensors, locked_run_dir, metrics_text, prepare_run_dir, read_iteration, read_jsonl, restore_replaced, run_dir,
+from .rundir import (DamagedFile, check_run_dir, damaged, drop_replaced, drop_temporaries, final_loads, finished_run, iter_dir, load_checkpoint, load_saved_weights,
+                            locked_run_dir, metrics_text, prepare_run_dir, read_iteration, read_jsonl, restore_replaced, run_dir,
                             run_threads, save_checkpoint, save_policy, save_run, save_tensors, warp_theta, write_metrics)
 
 # %% auto #0
 __all__ = ['RUN_IGNORED', 'warp', 'weights_hash', 'run_key', 'from_task_vector', 'MemoryStore', 'Procs', 'train_run',
-           'iteration_line', 'DiskStore', 'check_prompts', 'trainer_name', 'run_warp']
+           'iteration_line', 'DiskStore', 'check_prompts', 'load_run_world', 'trainer_name', 'run_warp']
 
 # %% ../nbs/06_warp.ipynb #488a3d34
 def warp(cfg:WARPConfig, # I, M, T, λ, η, the merge and the REINFORCE settings
@@ -101,11 +101,11 @@ class MemoryStore:
 
 # %% ../nbs/06_warp.ipynb #3e75e0f5
 class Procs:
-    "This process's place among the torchrun processes (rank 0 of 1 without torchrun)."
-    def __init__(self, device:str='auto'):
-        self.world = int(os.environ.get('WORLD_SIZE', 1))
-        self.rank = int(os.environ.get('RANK', 0))
-        local = int(os.environ.get('LOCAL_RANK', 0))
+    "This process's place among `world` processes that share WARP's runs (rank 0 of 1: one process); a process group is opened when there are several."
+    def __init__(self, device:str='auto', # where the process trains
+                 rank:int=0, world:int=1, # this process among `world` processes
+                 local:int=0): # its rank on its machine: its GPU on CUDA
+        self.rank, self.world = rank, world
         dev = get_device(device)
         if dev.type == 'cuda' and self.world > 1: dev = torch.device('cuda', local); torch.cuda.set_device(dev)
         self.device = dev
@@ -118,7 +118,6 @@ class Procs:
         self.opened = False
 
     def owns(self, m:int) -> bool: return (m - 1) % self.world == self.rank
-    def owner(self, m:int) -> int: return (m - 1) % self.world
     @property
     def main(self) -> bool: return self.rank == 0
     def barrier(self):
@@ -129,21 +128,6 @@ class Procs:
         if self.world == 1: return flag
         t = torch.tensor([int(flag)], device=self.device); dist.broadcast(t, src=0)
         return bool(t.item())
-
-    def share(self, load:Callable[[int], dict], # run m -> its task vector (read from disk by its owner)
-              M:int, like:dict) -> list[dict]: # tensors of the task vectors' names and shapes
-        "Task vectors of runs 1..M on every process (on the CPU); each run's owner reads its own and broadcasts it."
-        if self.world == 1: return [load(m) for m in range(1, M + 1)]
-        out = []
-        for m in range(1, M + 1):
-            tv = load(m) if self.owns(m) else None
-            rec = {}
-            for n in like:
-                buf = tv[n].contiguous().to(self.device) if tv is not None else torch.empty_like(like[n], device=self.device)
-                dist.broadcast(buf, src=self.owner(m)); rec[n] = buf.cpu()
-            out.append(rec)
-        return out
-
 
 # %% ../nbs/06_warp.ipynb #a59d83c2
 def train_run(policy, tok, reward, prompts, cfg:WARPConfig, i:int, m:int, out:Path, gold=None,
@@ -210,14 +194,23 @@ class DiskStore:
         load_weights(self.policy, theta)
         return self.init()
 
-    def runs(self, cfg:WARPConfig, i:int, init:dict) -> list[dict]:
+    def train(self, cfg:WARPConfig, i:int, m:int) -> tuple[dict, list]:
+        "Train (or resume, or read back) run m of iteration i from the policy's weights, holding the run's own lock (a second copy of the run is refused in one line)."
+        d = run_dir(self.out, i, m)
+        with locked_run_dir(d):
+            drop_temporaries(d)                                                # what a killed write left
+            return self.trainer(self.policy, self.tok, self.reward, self.prompts, cfg, i, m, self.out, self.gold,
+                                self.progress and self.procs.main, self.log, ref=self.theta_sft)
+
+    def streams(self, cfg:WARPConfig, i:int, init:dict) -> list[Plus]:
+        "θ_m = θ_init + τ_m of the M finished runs of iteration i, read from disk tensor by tensor."
+        return [Plus(init, self.task_vector(i, m, init)) for m in range(1, cfg.M + 1)]
+
+    def runs(self, cfg:WARPConfig, i:int, init:dict) -> list[Plus]:
         for m in range(1, cfg.M + 1):
-            if self.procs.owns(m): self.trainer(self.policy, self.tok, self.reward, self.prompts, cfg, i, m, self.out, self.gold,
-                                                self.progress and self.procs.main, self.log, ref=self.theta_sft)
+            if self.procs.owns(m): self.train(cfg, i, m)
         self.procs.barrier()                                                   # task vectors wait on disk, not in memory
-        if self.procs.world == 1: return [Plus(init, self.task_vector(i, m, init)) for m in range(1, cfg.M + 1)]   # θ_m = θ_init + τ_m, read tensor by tensor
-        tvs = self.procs.share(lambda m: load_tensors(run_dir(self.out, i, m)/'task_vector.safetensors'), cfg.M, init)
-        return [from_task_vector(init, tv) for tv in tvs]
+        return self.streams(cfg, i, init)
 
     def task_vector(self, i:int, m:int, init:dict) -> Checkpoint:
         "The task vector of run m of iteration i, opened to be read a tensor at a time (its header checked against θ_init)."
@@ -229,15 +222,19 @@ class DiskStore:
         return tv
 
     def merged(self, cfg:WARPConfig, i:int, theta_slerp:dict, init:dict) -> dict:
-        load_weights(self.policy, init)                                        # every process merged the same
+        "Write θ_slerp^i and the next θ_init (process 0, holding the iteration's lock), and load θ_init back from disk on every process."
+        idir = iter_dir(self.out, i)
         if self.procs.main:
-            save_tensors(theta_slerp, iter_dir(self.out, i)/'slerp.safetensors')
-            save_policy(self.policy, self.tok, init, iter_dir(self.out, i)/'init')
-            lines = [l for m in range(1, cfg.M + 1) for l in read_jsonl(run_dir(self.out, i, m)/'metrics.jsonl')]
-            self.lines += lines
-            write_metrics(self.out, self.lines)
+            with locked_run_dir(idir):
+                drop_temporaries(idir, ['slerp.safetensors', 'init']); drop_temporaries(self.out, ['metrics.jsonl', 'final'])
+                save_tensors(theta_slerp, idir/'slerp.safetensors')
+                save_policy(self.policy, self.tok, init, idir/'init')
+                lines = [l for m in range(1, cfg.M + 1) for l in read_jsonl(run_dir(self.out, i, m)/'metrics.jsonl')]
+                self.lines += lines
+                write_metrics(self.out, self.lines)
             self.log(iteration_line(cfg, i, lines, time.time() - self.t0))
         self.procs.barrier()
+        load_weights(self.policy, load_saved_weights(idir/'init', self.init(), 'cpu'))   # θ_init from disk, on every process
         return self.init()
 
     def end(self, cfg:WARPConfig) -> Path:
@@ -256,6 +253,19 @@ def check_prompts(cfg:WARPConfig, prompts:list):
     need = cfg.batch_size // (cfg.rloo_k if cfg.baseline == 'rloo' else 1)
     if len(prompts) < need: raise ValueError(f"the data gives {len(prompts)} training prompts; batch_size {cfg.batch_size} needs at least {need}")
 
+def load_run_world(cfg:WARPConfig, # the run's settings
+                   device, # where the policy trains
+                   progress:bool=True) -> tuple: # a progress bar if the SFT policy is trained (cached once trained)
+    "What every run of WARP reads: the SFT policy (on `device`, with the sampling settings of training, saved with `init/` and `final/`), its tokenizer, the reward, the gold reward and the checked prompt pool."
+    sft_policy_path(cfg, progress)                                             # trained once (file-locked cache)
+    policy, tok = load_sft_policy(cfg, progress=False)
+    set_sampling_config(policy, tok, cfg.temperature, cfg.max_new_tokens, cfg.min_new_tokens)
+    policy.to(device)
+    reward, gold = load_reward(cfg, progress=progress), gold_reward(cfg, progress)
+    prompts = training_prompts(cfg, tok)
+    check_prompts(cfg, prompts)
+    return policy, tok, reward, gold, prompts
+
 def trainer_name(trainer:Optional[Callable]) -> str:
     "How `run.json` names a run trainer: 'warp_nb' for `train_run`, else its `name` (e.g. 'trl-rloo')."
     if trainer is None or trainer is train_run: return 'warp_nb'
@@ -265,20 +275,15 @@ def run_warp(cfg:WARPConfig, # every setting; `cfg.out_dir` is the run directory
              overwrite:bool=False, # start afresh in a directory that holds another run (kept until the first checkpoint)
              progress:bool=True, # progress bars
              log:Callable=print, # where the per-iteration lines go
-             trainer:Optional[Callable]=None) -> Path: # what trains each run (default `train_run`; chapter `trl_warp` has TRL's)
+             trainer:Optional[Callable]=None, # what trains each run (default `train_run`; chapter `trl_warp` has TRL's)
+             procs:Optional[Procs]=None) -> Path: # this process among those that share the runs (default: the only one; chapter `jobs` builds it under torchrun)
     "Run (or resume) WARP in a run directory (`warp` with a `DiskStore`); return it, with `final/` holding θ_slerp^I."
     name = trainer_name(trainer)
     if (check := getattr(trainer, 'check', None)) is not None: check(cfg)   # the trainer's own settings, before anything is written
-    procs = Procs(cfg.device)
+    procs = procs or Procs(cfg.device)
     with locked_run_dir(cfg.out_dir) if procs.main else nullcontext():
         if procs.main: check_run_dir(cfg, overwrite, name)             # before anything is loaded, and nothing written
-        sft_policy_path(cfg, progress and procs.main)                   # trained once (file-locked cache)
-        policy, tok = load_sft_policy(cfg, progress=False)
-        set_sampling_config(policy, tok, cfg.temperature, cfg.max_new_tokens, cfg.min_new_tokens)   # saved with init/ and final/
-        policy.to(procs.device)
-        reward, gold = load_reward(cfg, progress=progress and procs.main), gold_reward(cfg, progress and procs.main)
-        prompts = training_prompts(cfg, tok)
-        check_prompts(cfg, prompts)
+        policy, tok, reward, gold, prompts = load_run_world(cfg, procs.device, progress and procs.main)
         out = prepare_run_dir(cfg, overwrite, name) if procs.main else Path(cfg.out_dir)   # only now is anything moved or written
         try:
             procs.barrier()
