@@ -9,6 +9,7 @@
                                      # KERNEL_CHAPTERS, slow and gpu cells skipped as nbdev_test skips them, no IN_TEST, the machine's
                                      # default torch threads (or OMP_NUM_THREADS when set); any error, or any warning printed by
                                      # warp_nb or tqdm (e.g. tqdm's "IProgress not found"), fails it
+    python .ci/checks.py kernel-all  # the same for every chapter (not in CI: the suite's time again, once more)
 
 Each prints one line per problem and exits 1 if there is any.
 """
@@ -199,15 +200,15 @@ def printed_warnings(nb) -> list[str]:
                 if m and ('warp_nb' in m['path'] or 'tqdm' in m['path'] or m['cat'].startswith('Tqdm')): out.append(l.strip())
     return out
 
-def check_kernel() -> list[str]:
-    "Execute KERNEL_CHAPTERS through nbclient and ipykernel (JupyterLab's Run all); report each error and each warp_nb or tqdm warning."
+def check_kernel(chapters=KERNEL_CHAPTERS) -> list[str]:
+    "Execute `chapters` through nbclient and ipykernel (JupyterLab's Run all); report each error and each warp_nb or tqdm warning."
     from nbclient import NotebookClient
     from nbclient.exceptions import CellExecutionError
     os.environ.pop('IN_TEST', None)                                        # the kernel inherits this environment: a user's, not nbdev_test's
     os.environ.update(HF_HUB_OFFLINE='1', HF_DATASETS_OFFLINE='1', MPLBACKEND='module://matplotlib_inline.backend_inline')
     probs, t_all = [], time.time()
-    print(f"kernel: {', '.join(KERNEL_CHAPTERS)}; torch threads: {os.environ.get('OMP_NUM_THREADS', 'the default')}")
-    for name in KERNEL_CHAPTERS:
+    print(f"kernel: {', '.join(chapters)}; torch threads: {os.environ.get('OMP_NUM_THREADS', 'the default')}")
+    for name in chapters:
         path = ROOT/'nbs'/f'{name}.ipynb'
         nb, t0 = kernel_notebook(path), time.time()
         try: NotebookClient(nb, timeout=900, kernel_name='python3', resources={'metadata': {'path': str(path.parent)}}).execute()
@@ -216,11 +217,11 @@ def check_kernel() -> list[str]:
         except Exception as e: probs.append(f"{path.name}: the kernel failed: {type(e).__name__}: {' '.join(str(e).split())[:300]}")
         probs += [f"{path.name}: {w}" for w in printed_warnings(nb)]
         print(f"  {path.name}: {time.time() - t0:.0f} s")
-    print(f"kernel: {len(KERNEL_CHAPTERS)} chapters in {time.time() - t_all:.0f} s")
+    print(f"kernel: {len(chapters)} chapters in {time.time() - t_all:.0f} s")
     return probs
 
 CHECKS = {'docs': check_docs, 'cells': check_cells, 'no-shared': check_no_shared, 'wheel': check_wheel, 'gpu-script': check_gpu_script,
-          'kernel': check_kernel}
+          'kernel': check_kernel, 'kernel-all': lambda: check_kernel(tuple(nb.stem for nb in NBS))}
 
 if __name__ == '__main__':
     names = sys.argv[1:] or list(CHECKS)
