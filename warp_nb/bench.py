@@ -26,7 +26,8 @@ __all__ = ['MB', 'BENCH_SIZES', 'SMOL_SIZE', 'KNOWN_SIZES', 'SMOL_SHAPE', 'PHASE
            'interleaved_with_trl', 'dtype_name', 'step_flops', 'compare_rl_step', 'rl_table', 'markdown_table',
            'phase_table', 'flop_table', 'must_hold_mb', 'rl_step_memory', 'gpt2_small_weights', 'bench_slerp',
            'save_warp_inputs', 'warp_memory', 'compare_warp_loops', 'loop_table', 'run_bench', 'bench_inputs',
-           'gpt2_medium_specs', 'save_random_checkpoints', 'evict_from_page_cache', 'read_speed', 'bench_merge']
+           'gpt2_medium_specs', 'save_random_checkpoints', 'evict_from_page_cache', 'read_speed', 'bench_merge',
+           'permuted_runs', 'job_memory']
 
 # %% ../nbs/11_bench.ipynb #a5ff23d6
 def cpu_model() -> str:
@@ -605,3 +606,43 @@ def bench_merge(M:int=4, # runs merged
                 merge_gb_s=disk['bytes'] / res['seconds'] / 1e9, speed_ratio=disk['bytes'] / res['seconds'] / disk['bytes_per_s'],
                 base_mb=res['base_mb'], extra_mb=res['extra_mb'], memory_ratio=res['extra_mb'] / model_mb, exact=res['exact'],
                 out_files=out_files, machine=machine_line())
+
+# %% ../nbs/11_bench.ipynb #8f37229c
+WARP_SHAPES['gpt2-medium'] = dict(WARP_SHAPES['gpt2-small'], n_layer=24, n_embd=1024, n_head=16)
+
+def _job_child(cfg_file:str, kind:str, i:int, m:Optional[int]=None, threads:Optional[int]=1) -> dict:
+    "Run in a fresh process: the peak RSS and wall time of one job (`run_job` or `merge_job`), above the RSS after imports."
+    from warp_nb.jobs import merge_job, run_job
+    cfg = WARPConfig.load(cfg_file)
+    with torch_threads(threads), quiet_transformers(warnings_too=True):
+        with PeakRSS() as pk: said = run_job(cfg, i, m) if kind == 'run' else merge_job(cfg, i, log=lambda *a: None)
+    return dict(said=said, base_mb=pk.start, peak_mb=pk.peak, extra_mb=pk.extra, seconds=pk.seconds, exact=pk.exact)
+
+def permuted_runs(out, M:int, seed:int=0):
+    "Runs 2..M of iteration 1 in run directory `out`, for a merge to read: run 1's task vector with each tensor's elements permuted, and run 1's metric lines."
+    from warp_nb.rundir import finished_run, run_dir, save_run
+    tv, lines = finished_run(run_dir(out, 1, 1), print)
+    g = torch.Generator().manual_seed(seed)
+    for m in range(2, M + 1):
+        save_run(out, 1, m, {k: v.view(-1)[torch.randperm(v.numel(), generator=g)].view(v.shape) for k, v in tv.items()},
+                 [dict(l, run=m) for l in lines])
+
+def job_memory(shape:str='gpt2-medium', # a key of `WARP_SHAPES`
+               M:int=4, # runs merged
+               T:int=1, # REINFORCE steps of the run job
+               threads:Optional[int]=1,
+               folder=None) -> dict: # where the run directory is made (default: a temporary folder, removed)
+    "Peak RSS (MiB above the RSS after imports) of run job (1, 1) and of the merge job of M runs, each in a fresh process, against 6P + R and one model's float32 size."
+    with tempfile.TemporaryDirectory(dir=folder) as d:
+        o = save_warp_inputs(shape, d); P, R, preset = o.pop('P'), o.pop('R'), o.pop('preset')
+        cfg = get_preset(preset, I=1, M=M, T=T, device='cpu', dtype='float32', out_dir=str(Path(d)/'run'), checkpoint_every=10**6, **o)
+        cfg.save(Path(d)/'cfg.json')
+        run = run_in_subprocess('_job_child', cfg_file=str(Path(d)/'cfg.json'), kind='run', i=1, m=1, threads=threads)
+        permuted_runs(cfg.out_dir, M)
+        merge = run_in_subprocess('_job_child', cfg_file=str(Path(d)/'cfg.json'), kind='merge', i=1, threads=threads)
+        written = sorted(str(f.relative_to(cfg.out_dir)) for f in Path(cfg.out_dir).rglob('*.safetensors'))
+    model_mb, hold = P * 4 / MB, must_hold_mb(P, R, 6)
+    return dict(shape=shape, P=P, R=R, M=M, T=T, model_mb=model_mb, run_base_mb=run['base_mb'], run_extra_mb=run['extra_mb'],
+                run_must_hold_mb=hold, run_ratio=run['extra_mb'] / hold, run_seconds=run['seconds'], merge_base_mb=merge['base_mb'],
+                merge_extra_mb=merge['extra_mb'], merge_ratio=merge['extra_mb'] / model_mb, merge_seconds=merge['seconds'],
+                said=[run['said'], merge['said']], written=written, machine=machine_line())

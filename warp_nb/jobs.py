@@ -9,15 +9,16 @@ from pathlib import Path
 from typing import Callable, Optional
 
 from .core import WARPConfig, torch_threads
-from .merge import liti, merge_weights
+from .merge_io import Checkpoint, Plus
 from .models import load_weights
-from .rundir import (RunDirError, check_run_dir, finished_run, iter_dir, load_saved_weights, one_line, prepare_run_dir,
-                            read_config, read_iteration, read_jsonl, run_dir, run_dir_lock, run_threads)
-from .warp import DiskStore, Procs, load_run_world, run_warp, trainer_name
+from .rundir import (RunDirError, check_run_dir, drop_temporaries, finished_run, iter_dir, load_saved_weights, locked_run_dir, one_line,
+                            prepare_run_dir, read_config, read_jsonl, run_dir, run_dir_lock, run_threads, write_metrics)
+from .warp import (SFT_DIR, DiskStore, Procs, iteration_line, load_run_world, open_task_vector, run_warp, trainer_name,
+                          write_final, write_merge)
 
 # %% auto #0
 __all__ = ['launch_place', 'launched_procs', 'warp_launched', 'JobNotReady', 'check_job', 'job_dir', 'job_store', 'run_job',
-           'merge_done', 'merge_job', 'WarpJob', 'job_executor', 'wait_jobs', 'submit_warp']
+           'merge_done', 'merge_sources', 'merge_job', 'WarpJob', 'job_executor', 'wait_jobs', 'submit_warp']
 
 # %% ../nbs/06b_jobs.ipynb #0a4989b7
 def launch_place() -> tuple[int, int, int]:
@@ -88,28 +89,35 @@ def merge_done(out:Path, i:int, I:int) -> bool:
     idir = iter_dir(out, i)
     return (idir/'slerp.safetensors').exists() and (idir/'init'/'config.json').exists() and (i < I or (Path(out)/'final'/'config.json').exists())
 
+def merge_sources(cfg:WARPConfig, out:Path, i:int) -> tuple[Checkpoint, list[Plus], Checkpoint]:
+    "θ_init, θ_1..θ_M and the LITI step's start of iteration i as files read a block at a time: θ_init from `iter_{i-1}/init/` (`sft/` for i = 1), θ_m as θ_init plus run m's task vector."
+    src = iter_dir(out, i - 1)/'init' if i > 1 else out/SFT_DIR
+    if not (src/'config.json').exists():
+        raise JobNotReady(f"θ_init of iteration {i} is not in {out} yet ({src} is missing): " +
+                          (f"the merge job of iteration {i - 1} writes it" if i > 1 else "a run job of iteration 1 writes it"))
+    init = Checkpoint(src/'model.safetensors')
+    thetas = [Plus(init, open_task_vector(out, i, m, init)) for m in range(1, cfg.M + 1)]
+    return init, thetas, (Checkpoint(out/SFT_DIR/'model.safetensors') if cfg.liti_toward == 'sft' else init)
+
 def merge_job(cfg:WARPConfig, # every setting; `cfg.out_dir` is the run directory
               i:int, # the iteration
               trainer:Optional[Callable]=None, # what trained the runs (its name is checked against `run.json`)
               progress:bool=False, log:Callable=print) -> str:
-    "Job (i): merge the M task vectors of iteration i, read from disk tensor by tensor, into θ_slerp^i and the next θ_init (and `final/` after the last iteration); a finished merge returns at once. Returns what it did."
+    "Job (i): merge the M task vectors of iteration i, read from disk a block of rows at a time, into θ_slerp^i and the next θ_init (and `final/` after the last iteration), never holding a model whole; a finished merge returns at once. Returns what it did."
     check_job(cfg, i)
     out = job_dir(cfg, trainer)
     if merge_done(out, i, cfg.I): return f"merge of iteration {i}: done already"
     if missing := [m for m in range(1, cfg.M + 1) if not (run_dir(out, i, m)/'task_vector.safetensors').exists()]:
         raise JobNotReady(f"run{'s' * (len(missing) > 1)} {', '.join(map(str, missing))} of iteration {i} of {out} not finished: the merge waits for every run")
-    store, sft = job_store(cfg, out, i, trainer, progress, log)
-    store.lines = [l for j in range(1, i) for m in range(1, cfg.M + 1) for l in read_jsonl(run_dir(out, j, m)/'metrics.jsonl')]
-    with torch_threads(run_threads(out)):
-        init, idir = store.init(), iter_dir(out, i)
-        done = read_iteration(out, i, cfg.M, init, log) if (idir/'slerp.safetensors').exists() and (idir/'init'/'config.json').exists() else None
-        if done is None:
-            store.t0 = time.time()
-            theta_slerp = merge_weights(init, store.streams(cfg, i, init), cfg.merge, cfg.lam)       # θ_slerp^i ← SLERP(θ_init, {θ_m}, λ)
-            store.merged(cfg, i, theta_slerp, liti(init if sft is None else sft, theta_slerp, cfg.eta))   # θ_init ← LITI
-        else: store.lines += done[1]; load_weights(store.policy, done[0])
-        if i == cfg.I: store.end(cfg)                                                # final/ and metrics.jsonl
+    t0 = time.time()
+    with locked_run_dir(iter_dir(out, i)), torch_threads(run_threads(out)):
+        write_merge(out, cfg, i, *merge_sources(cfg, out, i), progress=progress)
+        if i == cfg.I: write_final(out, cfg.I)
+        lines = [[l for m in range(1, cfg.M + 1) for l in read_jsonl(run_dir(out, j, m)/'metrics.jsonl')] for j in range(1, i + 1)]
+        drop_temporaries(out, ['metrics.jsonl']); write_metrics(out, [l for ls in lines for l in ls])   # as `run_warp` leaves it after iteration i
+    log(iteration_line(cfg, i, lines[-1], time.time() - t0))
     return f"merge of iteration {i}: merged"
+
 
 # %% ../nbs/06b_jobs.ipynb #1b7aabf7
 class WarpJob:

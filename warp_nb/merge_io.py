@@ -46,13 +46,13 @@ def _keys(f:Path) -> list[str]:
     except Exception as e: raise ValueError(f"{f} is not a readable safetensors file ({' '.join(str(e).split())})") from None
 
 class Checkpoint(Mapping):
-    "The tensors of a safetensors model folder (or file), read lazily: whole with `ckpt[name]`, by rows with `rows`; `shape` and `dtype` from the headers alone."
+    "The tensors of a safetensors model folder (or file), by name, read lazily: whole with `ckpt[name]`, by rows with `rows`; `shape` and `dtype` from the headers alone."
     def __init__(self, path, # a model folder (one file or sharded with an index) or a .safetensors file
                  aliases:Optional[Mapping[str, str]]=None): # tied names -> the name they are stored under (read as that name, or dropped when both are stored)
         self.path = Path(path)
         aliases = dict(aliases or {})
         stored = shard_files(path)
-        self.files = {aliases.get(k, k): f for k, f in stored.items() if not (k in aliases and aliases[k] in stored)}
+        self.files = dict(sorted((aliases.get(k, k), f) for k, f in stored.items() if not (k in aliases and aliases[k] in stored)))   # by name
         self.names = {aliases.get(k, k): k for k in stored if not (k in aliases and aliases[k] in stored)}   # our name -> the name in the file
         self.info = {}
         for f in dict.fromkeys(self.files.values()):

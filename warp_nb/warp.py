@@ -4,29 +4,31 @@
 
 # %% ../nbs/06_warp.ipynb #df02814b
 from __future__ import annotations
-import copy, hashlib, time
+import copy, hashlib, os, shutil, tempfile, time
 from contextlib import nullcontext
 from datetime import timedelta
 from pathlib import Path
-from typing import Any, Callable, Optional
+from typing import Any, Callable, Mapping, Optional, Sequence
 
 import torch
 import torch.distributed as dist
+from filelock import FileLock
 
-from .core import WARPConfig, get_device, run_seed, torch_threads
+from .core import WARPConfig, atomic_dir, get_device, run_seed, torch_threads
 from .data import training_prompts
 from .models import load_sft_policy, load_weights, set_sampling_config, sft_policy_path, weights
 from .reward_model import load_reward, gold_reward
 from .reinforce import Reinforce
-from .merge import liti, merge_weights
-from .merge_io import Checkpoint, Plus
+from .merge import dtype_of, liti, merge_weights, shape_of
+from .merge_io import Checkpoint, Plus, ShardWriter, merge_streams, model_files
 from .rundir import (DamagedFile, check_run_dir, damaged, drop_replaced, drop_temporaries, final_loads, finished_run, iter_dir, load_checkpoint, load_saved_weights,
                             locked_run_dir, metrics_text, prepare_run_dir, read_iteration, read_jsonl, restore_replaced, run_dir,
-                            run_threads, save_checkpoint, save_policy, save_run, save_tensors, warp_theta, write_metrics)
+                            run_threads, save_checkpoint, save_policy, save_run, write_metrics)
 
 # %% auto #0
-__all__ = ['RUN_IGNORED', 'warp', 'weights_hash', 'run_key', 'from_task_vector', 'MemoryStore', 'Procs', 'train_run',
-           'iteration_line', 'DiskStore', 'check_prompts', 'load_run_world', 'trainer_name', 'run_warp']
+__all__ = ['RUN_IGNORED', 'SFT_DIR', 'ONE_FILE', 'warp', 'weights_hash', 'run_key', 'from_task_vector', 'MemoryStore', 'Procs',
+           'train_run', 'save_sft', 'open_task_vector', 'write_final', 'write_merge', 'iteration_line', 'DiskStore',
+           'check_prompts', 'load_run_world', 'trainer_name', 'run_warp']
 
 # %% ../nbs/06_warp.ipynb #488a3d34
 def warp(cfg:WARPConfig, # I, M, T, λ, η, the merge and the REINFORCE settings
@@ -37,9 +39,8 @@ def warp(cfg:WARPConfig, # I, M, T, λ, η, the merge and the REINFORCE settings
     for i in range(1, cfg.I + 1):
         if (done := store.resume(cfg, i)) is not None: init = done; continue   # iteration i is merged already (a resumed run)
         thetas = store.runs(cfg, i, init)                                      # θ_m ← REINFORCE, T steps from θ_init, m = 1..M
-        theta_slerp = merge_weights(init, thetas, cfg.merge, cfg.lam); del thetas   # θ_slerp^i ← SLERP(θ_init, {θ_m}, λ)
-        base = init if sft is None else sft
-        init = store.merged(cfg, i, theta_slerp, liti(base, theta_slerp, cfg.eta))   # θ_init ← (1 − η)·θ_init + η·θ_slerp^i
+        base = init if sft is None else sft                                    # where the LITI step starts
+        init = store.merge(cfg, i, init, thetas, base)                         # θ_slerp^i ← SLERP(θ_init, {θ_m}, λ); θ_init ← (1 − η)·base + η·θ_slerp^i
     return store.end(cfg)
 
 # %% ../nbs/06_warp.ipynb #0b092b89
@@ -94,8 +95,10 @@ class MemoryStore:
         self.record['history'] += [h for _, hs in runs for h in hs]
         return [from_task_vector(init, {n: th[n] - init[n] for n in init}) for th, _ in runs]   # via τ_m, as on disk
 
-    def merged(self, cfg:WARPConfig, i:int, theta_slerp:dict, init:dict) -> dict:
-        self.record['slerps'].append(theta_slerp); return init
+    def merge(self, cfg:WARPConfig, i:int, init:dict, thetas:list[dict], base:dict) -> dict:
+        theta_slerp = merge_weights(init, thetas, cfg.merge, cfg.lam)          # θ_slerp^i ← SLERP(θ_init, {θ_m}, λ)
+        self.record['slerps'].append(theta_slerp)
+        return liti(base, theta_slerp, cfg.eta)                                # θ_init ← (1 − η)·base + η·θ_slerp^i
 
     def end(self, cfg:WARPConfig) -> dict: return self.record
 
@@ -160,6 +163,49 @@ def train_run(policy, tok, reward, prompts, cfg:WARPConfig, i:int, m:int, out:Pa
     ck_file.unlink(missing_ok=True)
     return tv, lines
 
+# %% ../nbs/06_warp.ipynb #9c437027
+SFT_DIR = 'sft'     # θ_sft in a run directory: iteration 1's θ_init on disk, and the config and tokenizer of every merged folder
+ONE_FILE = 1 << 62  # a shard limit no model reaches: merged weights in one `model.safetensors`, as `load_saved_weights` reads them
+
+def save_sft(out:Path, policy, tok) -> Path:
+    "Write θ_sft (the policy now, with its generation config and tokenizer) to the run directory's `sft/` once; a second writer waits for the first, then finds it."
+    f = Path(out)/SFT_DIR
+    with FileLock(str(Path(out)/f'.{SFT_DIR}.lock')):
+        if not (f/'config.json').exists(): save_policy(policy, tok, weights(policy), f)
+    return f
+
+def open_task_vector(out:Path, i:int, m:int, init:Mapping) -> Checkpoint:
+    "The task vector of run m of iteration i, opened to be read a block at a time (its header checked against θ_init)."
+    f = run_dir(out, i, m)/'task_vector.safetensors'
+    if not f.exists(): raise FileNotFoundError(f"{f} is missing")
+    try: tv = Checkpoint(f)
+    except ValueError as e: raise damaged(f, e) from None
+    if set(tv) != set(init) or any(tv.shape(n) != tuple(shape_of(init, n)) for n in init): raise damaged(f, "its tensors are not θ_init's")
+    return tv
+
+def write_final(out:Path, I:int) -> Path:
+    "`final/`: θ_slerp^I (a copy of `iter_I/slerp.safetensors`, read and written a block at a time) with θ_sft's config and tokenizer."
+    drop_temporaries(out, ['final'])
+    with atomic_dir(Path(out)/'final') as tmp:
+        for f in model_files(Path(out)/SFT_DIR): shutil.copy2(f, tmp/f.name)
+        shutil.copyfile(iter_dir(out, I)/'slerp.safetensors', tmp/'model.safetensors')
+    return Path(out)/'final'
+
+def write_merge(out:Path, cfg:WARPConfig, i:int, # the run directory, its settings, the iteration
+                init:Mapping, thetas:Sequence[Mapping], base:Mapping, # θ_init, θ_1..θ_M and the LITI step's start: dicts or files read a block at a time
+                progress:bool=False):
+    "Merge iteration i a block of rows at a time (`merge_streams`) straight into `slerp.safetensors` (θ_slerp^i), then `init/` (the next θ_init: the merge's done marker). Call it holding the iteration's lock."
+    idir = iter_dir(out, i); idir.mkdir(parents=True, exist_ok=True)
+    drop_temporaries(idir, ['slerp.safetensors', 'init'])
+    if isinstance(init, dict): init = dict(sorted(init.items()))              # files list their tensors by name, whatever holds them
+    specs = [(k, tuple(shape_of(init, k)), dtype_of(init, k)) for k in init]
+    with atomic_dir(idir/'init') as i_tmp, tempfile.TemporaryDirectory(dir=idir, prefix='.slerp.safetensors.', suffix='.tmp') as s_tmp:
+        for f in model_files(Path(out)/SFT_DIR): shutil.copy2(f, i_tmp/f.name)
+        outs = {None: ShardWriter(s_tmp, specs, ONE_FILE), cfg.eta: ShardWriter(i_tmp, specs, ONE_FILE)}
+        merge_streams(init, thetas, outs, cfg.merge, cfg.lam, base=base, progress=progress)
+        for w in outs.values(): w.close()
+        os.replace(Path(s_tmp)/'model.safetensors', idir/'slerp.safetensors')   # θ_slerp^i first; `init/` when the block ends
+
 # %% ../nbs/06_warp.ipynb #4c65ea7f
 def iteration_line(cfg:WARPConfig, i:int, lines:list[dict], seconds:float) -> str:
     "The log line of iteration i: its time, and the runs' reward, KL (and gold reward) over their last 10% of steps."
@@ -181,6 +227,7 @@ class DiskStore:
 
     def start(self, cfg:WARPConfig) -> dict:
         self.lines = []                                                        # metric lines of the iterations so far
+        if self.procs.main: save_sft(self.out, self.policy, self.tok)         # θ_sft on disk, once
         self.theta_sft = {n: t.clone() for n, t in self.init().items()} if cfg.anchor == 'sft' and cfg.I > 1 else None   # the frozen anchor of later iterations
         return self.init()
 
@@ -204,7 +251,7 @@ class DiskStore:
 
     def streams(self, cfg:WARPConfig, i:int, init:dict) -> list[Plus]:
         "θ_m = θ_init + τ_m of the M finished runs of iteration i, read from disk tensor by tensor."
-        return [Plus(init, self.task_vector(i, m, init)) for m in range(1, cfg.M + 1)]
+        return [Plus(init, open_task_vector(self.out, i, m, init)) for m in range(1, cfg.M + 1)]
 
     def runs(self, cfg:WARPConfig, i:int, init:dict) -> list[Plus]:
         for m in range(1, cfg.M + 1):
@@ -212,26 +259,15 @@ class DiskStore:
         self.procs.barrier()                                                   # task vectors wait on disk, not in memory
         return self.streams(cfg, i, init)
 
-    def task_vector(self, i:int, m:int, init:dict) -> Checkpoint:
-        "The task vector of run m of iteration i, opened to be read a tensor at a time (its header checked against θ_init)."
-        f = run_dir(self.out, i, m)/'task_vector.safetensors'
-        if not f.exists(): raise FileNotFoundError(f"{f} is missing")
-        try: tv = Checkpoint(f)
-        except ValueError as e: raise damaged(f, e) from None
-        if set(tv) != set(init) or any(tv.shape(n) != tuple(t.shape) for n, t in init.items()): raise damaged(f, "its tensors are not θ_init's")
-        return tv
-
-    def merged(self, cfg:WARPConfig, i:int, theta_slerp:dict, init:dict) -> dict:
-        "Write θ_slerp^i and the next θ_init (process 0, holding the iteration's lock), and load θ_init back from disk on every process."
+    def merge(self, cfg:WARPConfig, i:int, init:dict, thetas:list[Plus], base:dict) -> dict:
+        "Write θ_slerp^i and the next θ_init, streamed (process 0, holding the iteration's lock), log the iteration, and load θ_init back from disk on every process."
         idir = iter_dir(self.out, i)
         if self.procs.main:
             with locked_run_dir(idir):
-                drop_temporaries(idir, ['slerp.safetensors', 'init']); drop_temporaries(self.out, ['metrics.jsonl', 'final'])
-                save_tensors(theta_slerp, idir/'slerp.safetensors')
-                save_policy(self.policy, self.tok, init, idir/'init')
+                write_merge(self.out, cfg, i, init, thetas, base)
                 lines = [l for m in range(1, cfg.M + 1) for l in read_jsonl(run_dir(self.out, i, m)/'metrics.jsonl')]
                 self.lines += lines
-                write_metrics(self.out, self.lines)
+                drop_temporaries(self.out, ['metrics.jsonl']); write_metrics(self.out, self.lines)
             self.log(iteration_line(cfg, i, lines, time.time() - self.t0))
         self.procs.barrier()
         load_weights(self.policy, load_saved_weights(idir/'init', self.init(), 'cpu'))   # θ_init from disk, on every process
@@ -241,7 +277,7 @@ class DiskStore:
         "Check (and write again if need be) `final/` and `metrics.jsonl`; return the run directory."
         if self.procs.main:
             like = self.init()
-            if not final_loads(self.out, like, self.log): save_policy(self.policy, self.tok, warp_theta(self.out, cfg.I, like), self.out/'final')
+            if not final_loads(self.out, like, self.log): write_final(self.out, cfg.I)
             f, want = self.out/'metrics.jsonl', metrics_text(self.lines).encode()
             if f.exists() and f.read_bytes() != want: self.log(f"{f} is damaged or out of date: written again from the runs' metrics")
             if not f.exists() or f.read_bytes() != want: write_metrics(self.out, self.lines)
