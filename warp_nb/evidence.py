@@ -21,7 +21,7 @@ from .reward_model import has_judge, judge_config, reward_model_path
 from .warp import RUN_IGNORED, run_warp, warp
 from .rundir import DamagedFile, damaged, load_tensors, locked_run_dir, read_json, save_tensors, warp_theta
 from .evaluate import World, dump_json, evaluate_weights, liti_front, load_world, reinforce_front
-from .experiments import angles_rows, cached_json, slerp_vs_lerp, world_store
+from .experiments import _fmt, angles_rows, cached_json, slerp_vs_lerp, world_store
 from .plots import save_fig
 
 # %% auto #0
@@ -509,8 +509,6 @@ def plot_seed_evidence(seeds:Sequence[dict], title:Optional[str]=None, path=None
     return save_fig(fig, path)
 
 # %% ../nbs/08b_evidence.ipynb #779cc7b2
-def _pm(q:dict, k:str) -> str: return f"{q[k]:.2f} ± {q[k + '_ci']:.2f}"
-
 def end_points_table(seeds:Sequence[dict]) -> str:
     "A markdown table: for each seed, SFT, WARP's last merge (η = 1) and LITI η = 0.5, and each baseline's last checkpoint, with the wall time and the CPU."
     p = seeds[0]['protocol']
@@ -522,7 +520,7 @@ def end_points_table(seeds:Sequence[dict]) -> str:
                 [(f"{BASELINES[f'reinforce_{a}']}, step {pts[f'reinforce_{a}'][-1]['step']}", pts[f'reinforce_{a}'][-1]) for a in p['anchors']]
         for j, (name, q) in enumerate(named):
             extra = (f"{prov['wall_seconds'] / 60:.0f} min, {prov['threads']} threads", prov['cpu']['model']) if j == 0 else ('', '')
-            rows.append(f"| {s['seed'] if j == 0 else ''} | {name} | {_pm(q, 'reward')} | {_pm(q, 'judge')} | {q['kl']:.2f} | {extra[0]} | {extra[1]} |")
+            rows.append(f"| {s['seed'] if j == 0 else ''} | {name} | {_fmt(q, 'reward')} | {_fmt(q, 'judge')} | {q['kl']:.2f} | {extra[0]} | {extra[1]} |")
     return '\n'.join(rows)
 
 def verdict_lines(v:dict) -> str:
