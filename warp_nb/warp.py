@@ -26,9 +26,9 @@ from .rundir import (DamagedFile, check_run_dir, damaged, drop_replaced, drop_te
                             run_threads, save_checkpoint, save_policy, save_run, write_metrics)
 
 # %% auto #0
-__all__ = ['RUN_IGNORED', 'SFT_DIR', 'ONE_FILE', 'warp', 'weights_hash', 'run_key', 'from_task_vector', 'MemoryStore', 'Procs',
-           'train_run', 'save_sft', 'open_task_vector', 'write_final', 'write_merge', 'iteration_line', 'DiskStore',
-           'check_prompts', 'load_run_world', 'trainer_name', 'run_warp']
+__all__ = ['RUN_IGNORED', 'SFT_DIR', 'ONE_FILE', 'MERGE_BLOCK', 'warp', 'weights_hash', 'run_key', 'from_task_vector',
+           'MemoryStore', 'Procs', 'train_run', 'save_sft', 'open_task_vector', 'write_final', 'write_merge',
+           'iteration_line', 'DiskStore', 'check_prompts', 'load_run_world', 'trainer_name', 'run_warp']
 
 # %% ../nbs/06_warp.ipynb #488a3d34
 def warp(cfg:WARPConfig, # I, M, T, λ, η, the merge and the REINFORCE settings
@@ -166,6 +166,7 @@ def train_run(policy, tok, reward, prompts, cfg:WARPConfig, i:int, m:int, out:Pa
 # %% ../nbs/06_warp.ipynb #9c437027
 SFT_DIR = 'sft'     # θ_sft in a run directory: iteration 1's θ_init on disk, and the config and tokenizer of every merged folder
 ONE_FILE = 1 << 62  # a shard limit no model reaches: merged weights in one `model.safetensors`, as `load_saved_weights` reads them
+MERGE_BLOCK = 1 << 21 # elements per input in one block of a merge to disk: its memory is about (M + 6) such blocks, whatever the model's size
 
 def save_sft(out:Path, policy, tok) -> Path:
     "Write θ_sft (the policy now, with its generation config and tokenizer) to the run directory's `sft/` once; a second writer waits for the first, then finds it."
@@ -202,7 +203,7 @@ def write_merge(out:Path, cfg:WARPConfig, i:int, # the run directory, its settin
     with atomic_dir(idir/'init') as i_tmp, tempfile.TemporaryDirectory(dir=idir, prefix='.slerp.safetensors.', suffix='.tmp') as s_tmp:
         for f in model_files(Path(out)/SFT_DIR): shutil.copy2(f, i_tmp/f.name)
         outs = {None: ShardWriter(s_tmp, specs, ONE_FILE), cfg.eta: ShardWriter(i_tmp, specs, ONE_FILE)}
-        merge_streams(init, thetas, outs, cfg.merge, cfg.lam, base=base, progress=progress)
+        merge_streams(init, thetas, outs, cfg.merge, cfg.lam, base=base, budget=MERGE_BLOCK, progress=progress)
         for w in outs.values(): w.close()
         os.replace(Path(s_tmp)/'model.safetensors', idir/'slerp.safetensors')   # θ_slerp^i first; `init/` when the block ends
 
