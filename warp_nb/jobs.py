@@ -11,8 +11,8 @@ from typing import Callable, Optional
 from .core import WARPConfig, torch_threads
 from .merge_io import Checkpoint, Plus
 from .models import load_weights
-from .rundir import (RunDirError, check_run_dir, drop_temporaries, finished_run, iter_dir, load_saved_weights, locked_run_dir, one_line,
-                            prepare_run_dir, read_config, read_jsonl, run_dir, run_dir_lock, run_threads, write_metrics)
+from .rundir import (RunDirError, check_run_dir, drop_temporaries, finished_run, iter_dir, iteration_lines, load_saved_weights, locked_run_dir, one_line,
+                            prepare_run_dir, read_config, run_dir, run_dir_lock, run_threads, write_metrics)
 from .warp import (SFT_DIR, DiskStore, Procs, iteration_line, load_run_world, open_task_vector, run_warp, trainer_name,
                           write_final, write_merge)
 
@@ -59,8 +59,8 @@ def job_dir(cfg:WARPConfig, # every setting; `cfg.out_dir` is the run directory
     return out
 
 def job_store(cfg:WARPConfig, out:Path, i:int, trainer:Optional[Callable]=None, progress:bool=False,
-              log:Callable=print) -> tuple[DiskStore, Optional[dict]]:
-    "A one-process `DiskStore` on run directory `out` whose policy holds θ_init of iteration i, read from disk (θ_sft for i = 1, else `iter_{i-1}/init`); and θ_sft if the LITI step needs it."
+              log:Callable=print) -> DiskStore:
+    "A one-process `DiskStore` on run directory `out` whose policy holds θ_init of iteration i, read from disk (θ_sft for i = 1, else `iter_{i-1}/init`)."
     f = iter_dir(out, i - 1)/'init' if i > 1 else None
     if f is not None and not (f/'config.json').exists():
         raise JobNotReady(f"iteration {i - 1} of {out} is not merged yet ({f} is missing): θ_init of iteration {i} is written by its merge job")
@@ -68,9 +68,8 @@ def job_store(cfg:WARPConfig, out:Path, i:int, trainer:Optional[Callable]=None, 
     policy, tok, reward, gold, prompts = load_run_world(cfg, procs.device, progress)
     store = DiskStore(out, procs, policy, tok, reward, prompts, gold, progress, log, trainer)
     like = store.start(cfg)
-    sft = {n: t.clone() for n, t in like.items()} if cfg.liti_toward == 'sft' else None
     if f is not None: load_weights(policy, load_saved_weights(f, like, 'cpu'))
-    return store, sft
+    return store
 
 def run_job(cfg:WARPConfig, # every setting; `cfg.out_dir` is the run directory
             i:int, m:int, # the iteration and the run
@@ -80,7 +79,7 @@ def run_job(cfg:WARPConfig, # every setting; `cfg.out_dir` is the run directory
     check_job(cfg, i, m)
     out = job_dir(cfg, trainer)
     if finished_run(run_dir(out, i, m), log) is not None: return f"run {m} of iteration {i}: done already"
-    store, _ = job_store(cfg, out, i, trainer, progress, log)
+    store = job_store(cfg, out, i, trainer, progress, log)
     with torch_threads(run_threads(out)): store.train(cfg, i, m)
     return f"run {m} of iteration {i}: trained"
 
@@ -113,7 +112,7 @@ def merge_job(cfg:WARPConfig, # every setting; `cfg.out_dir` is the run director
     with locked_run_dir(iter_dir(out, i)), torch_threads(run_threads(out)):
         write_merge(out, cfg, i, *merge_sources(cfg, out, i), progress=progress)
         if i == cfg.I: write_final(out, cfg.I)
-        lines = [[l for m in range(1, cfg.M + 1) for l in read_jsonl(run_dir(out, j, m)/'metrics.jsonl')] for j in range(1, i + 1)]
+        lines = [iteration_lines(out, j, cfg.M) for j in range(1, i + 1)]
         drop_temporaries(out, ['metrics.jsonl']); write_metrics(out, [l for ls in lines for l in ls])   # as `run_warp` leaves it after iteration i
     log(iteration_line(cfg, i, lines[-1], time.time() - t0))
     return f"merge of iteration {i}: merged"

@@ -25,7 +25,7 @@ __all__ = ['RERUN', 'RESUME_IGNORED', 'RunDirError', 'ConfigMismatch', 'RunDirBu
            'read_run_meta', 'replaced_dir', 'set_aside', 'drop_replaced', 'restore_replaced', 'prepare_run_dir',
            'iter_dir', 'run_dir', 'all_finite', 'temp_path', 'drop_temporaries', 'save_tensors', 'save_checkpoint',
            'save_policy', 'load_saved_weights', 'warp_theta', 'metrics_text', 'write_metrics', 'read_metrics',
-           'save_run', 'finished_run', 'read_iteration', 'final_loads']
+           'save_run', 'finished_run', 'iteration_lines', 'read_iteration', 'final_loads']
 
 # %% ../nbs/05c_rundir.ipynb #11ca8415
 class RunDirError(ValueError): "A run directory that cannot be used as it is; the message names the file and says what to do."
@@ -279,13 +279,17 @@ def finished_run(d:Path, log:Callable) -> Optional[tuple[dict, list]]:
         tv_file.unlink(missing_ok=True); met_file.unlink(missing_ok=True)
         return None
 
+def iteration_lines(out:Path, i:int, M:int) -> list[dict]:
+    "The metric lines of the M runs of iteration i, run by run."
+    return [l for m in range(1, M + 1) for l in read_jsonl(run_dir(out, i, m)/'metrics.jsonl')]
+
 def read_iteration(out:Path, i:int, M:int, init:dict, log:Callable) -> Optional[tuple[dict, list]]:
     "(next θ_init, metric lines) of a done iteration, every file read whole; None if one is damaged (logged)."
     idir = iter_dir(out, i)
     try:
         load_tensors(idir/'slerp.safetensors')
         theta = load_saved_weights(idir/'init', init, next(iter(init.values())).device)
-        return theta, [l for m in range(1, M + 1) for l in read_jsonl(run_dir(out, i, m)/'metrics.jsonl')]
+        return theta, iteration_lines(out, i, M)
     except (DamagedFile, FileNotFoundError) as e:
         log(f"{getattr(e, 'what', one_line(e))}: merging iteration {i} again"); return None
 

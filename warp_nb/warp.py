@@ -21,8 +21,8 @@ from .reward_model import load_reward, gold_reward
 from .reinforce import Reinforce
 from .merge import dtype_of, liti, merge_weights, shape_of
 from .merge_io import Checkpoint, Plus, ShardWriter, merge_streams, model_files
-from .rundir import (DamagedFile, check_run_dir, damaged, drop_replaced, drop_temporaries, final_loads, finished_run, iter_dir, load_checkpoint, load_saved_weights,
-                            locked_run_dir, metrics_text, prepare_run_dir, read_iteration, read_jsonl, restore_replaced, run_dir,
+from .rundir import (DamagedFile, check_run_dir, damaged, drop_replaced, drop_temporaries, final_loads, finished_run, iter_dir, iteration_lines, load_checkpoint, load_saved_weights,
+                            locked_run_dir, metrics_text, prepare_run_dir, read_iteration, restore_replaced, run_dir,
                             run_threads, save_checkpoint, save_policy, save_run, write_metrics)
 
 # %% auto #0
@@ -166,7 +166,7 @@ def train_run(policy, tok, reward, prompts, cfg:WARPConfig, i:int, m:int, out:Pa
 # %% ../nbs/06_warp.ipynb #9c437027
 SFT_DIR = 'sft'     # θ_sft in a run directory: iteration 1's θ_init on disk, and the config and tokenizer of every merged folder
 ONE_FILE = 1 << 62  # a shard limit no model reaches: merged weights in one `model.safetensors`, as `load_saved_weights` reads them
-MERGE_BLOCK = 1 << 21 # elements per input in one block of a merge to disk: its memory is about (M + 6) such blocks, whatever the model's size
+MERGE_BLOCK = 1 << 21 # elements per input in one block of a merge to disk: its memory is a few such blocks per input, whatever the model's size
 
 def save_sft(out:Path, policy, tok) -> Path:
     "Write θ_sft (the policy now, with its generation config and tokenizer) to the run directory's `sft/` once; a second writer waits for the first, then finds it."
@@ -266,7 +266,7 @@ class DiskStore:
         if self.procs.main:
             with locked_run_dir(idir):
                 write_merge(self.out, cfg, i, init, thetas, base)
-                lines = [l for m in range(1, cfg.M + 1) for l in read_jsonl(run_dir(self.out, i, m)/'metrics.jsonl')]
+                lines = iteration_lines(self.out, i, cfg.M)
                 self.lines += lines
                 drop_temporaries(self.out, ['metrics.jsonl']); write_metrics(self.out, self.lines)
             self.log(iteration_line(cfg, i, lines, time.time() - self.t0))
