@@ -15,11 +15,12 @@ import torch
 from filelock import FileLock
 
 # %% auto #0
-__all__ = ['SMOLLM2', 'IMDB_SMALL_RM', 'PRESETS', 'CPU_BF16_FLAGS', 'looks_local', 'WARPConfig', 'check_field_names',
-           'validate_config', 'get_preset', 'atomic_write_text', 'atomic_dir', 'cache_dir', 'cached_artifact',
-           'seed_everything', 'derive_seed', 'run_seed', 'get_device', 'cpu_bf16_native', 'get_dtype', 'gemm_gflops',
-           'one_thread_per_test_process', 'torch_threads', 'quiet_transformers', 'artefact_threads', 'from_hub_or_path',
-           'find_shared_data', 'gpu_present', 'path_present', 'imdb_sources', 'smollm2_gguf', 'smol_source']
+__all__ = ['SMOLLM2', 'IMDB_SMALL_RM', 'PRESETS', 'DONE', 'CPU_BF16_FLAGS', 'looks_local', 'WARPConfig', 'check_field_names',
+           'validate_config', 'get_preset', 'fsync_path', 'durable_replace', 'atomic_write_text', 'atomic_dir',
+           'cache_dir', 'cached_artifact', 'file_sha256', 'write_done', 'seed_everything', 'derive_seed', 'run_seed',
+           'get_device', 'cpu_bf16_native', 'get_dtype', 'gemm_gflops', 'one_thread_per_test_process', 'torch_threads',
+           'quiet_transformers', 'artefact_threads', 'from_hub_or_path', 'find_shared_data', 'gpu_present',
+           'path_present', 'imdb_sources', 'smollm2_gguf', 'smol_source']
 
 # %% ../nbs/00_core.ipynb #9a74149b
 def looks_local(name:str) -> bool:
@@ -209,28 +210,45 @@ def get_preset(name:str, # 'tiny', 'imdb-mini' or 'imdb'
     return WARPConfig(**{**PRESETS[name], 'preset': name, **overrides})
 
 # %% ../nbs/00_core.ipynb #07467156
+def fsync_path(path):
+    "Flush `path` to the disk: a file's bytes, or a folder's entries (the renames in it). A system that cannot open a folder (Windows) skips folders."
+    try: fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        if Path(path).is_dir(): return
+        raise
+    try: os.fsync(fd)
+    finally: os.close(fd)
+
+def durable_replace(src, # a file, or a folder with everything in it
+                    dst):
+    "Rename `src` to `dst` with its bytes on the disk first and the rename on the disk after: even a crash of the machine leaves the old `dst` or the whole new one."
+    src = Path(src)
+    for p in ([*sorted(src.rglob('*')), src] if src.is_dir() else [src]): fsync_path(p)
+    os.replace(src, dst)
+    fsync_path(Path(dst).parent)
+
 def atomic_write_text(path, # destination file
                       text:str) -> Path:
-    "Write `text` to `path` through a temporary file and a rename."
+    "Write `text` to `path` through a temporary file and a durable rename."
     path = Path(path); path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f'.{path.name}.', suffix='.tmp')
     try:
-        with os.fdopen(fd, 'w') as f: f.write(text); f.flush(); os.fsync(f.fileno())
-        os.replace(tmp, path)
+        with os.fdopen(fd, 'w') as f: f.write(text)
+        durable_replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True); raise
     return path
 
 @contextmanager
 def atomic_dir(path): # the final directory; it appears, complete, only when the block succeeds
-    "Yield a temporary directory beside `path` and rename it to `path` when the block succeeds."
+    "Yield a temporary directory beside `path` and rename it (durably) to `path` when the block succeeds."
     path = Path(path); path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.parent / f'.{path.name}.{uuid.uuid4().hex[:8]}.tmp'
     tmp.mkdir()
     try:
         yield tmp
         if path.exists(): shutil.rmtree(path)
-        os.replace(tmp, path)
+        durable_replace(tmp, path)
     finally:
         if tmp.exists(): shutil.rmtree(tmp, ignore_errors=True)
 
@@ -253,6 +271,23 @@ def cached_artifact(key:str, # a name unique to the settings that build it
             build(tmp)
             (tmp/'.complete').write_text(time.strftime('%Y-%m-%d %H:%M:%S'))
     return dest
+
+# %% ../nbs/00_core.ipynb #99935032
+DONE = 'done.json' # a folder's done marker: written last, the sha256 of every file its writer wrote before it
+
+def file_sha256(path) -> str:
+    "The sha256 of a file's bytes, read in 16 MiB blocks."
+    h = hashlib.sha256()
+    with open(path, 'rb') as f:
+        while b := f.read(1 << 24): h.update(b)
+    return h.hexdigest()
+
+def write_done(folder, # the folder that is finished
+               names:Optional[list]=None) -> Path: # its files that the marker holds, as paths inside it (None: every file but hidden ones)
+    "Write `folder`'s done marker, durably and last: {name: sha256} of the files `names`, which are already on the disk."
+    folder = Path(folder)
+    if names is None: names = [str(p.relative_to(folder)) for p in sorted(folder.rglob('*')) if p.is_file() and p.name != DONE and not p.name.startswith('.')]
+    return atomic_write_text(folder/DONE, json.dumps({n: file_sha256(folder/n) for n in names}, indent=1))
 
 # %% ../nbs/00_core.ipynb #776ee7e1
 def seed_everything(seed:int) -> torch.Generator:

@@ -14,7 +14,7 @@ import matplotlib.pyplot as plt, numpy as np, seaborn as sns, torch
 from tqdm.auto import tqdm
 
 from . import __version__
-from .core import CPU_BF16_FLAGS, WARPConfig, atomic_write_text, get_preset, torch_threads
+from .core import CPU_BF16_FLAGS, WARPConfig, atomic_write_text, file_sha256, get_preset, torch_threads
 from .merge import liti, merge_weights
 from .models import sft_policy_path
 from .reward_model import has_judge, judge_config, reward_model_path
@@ -29,8 +29,8 @@ __all__ = ['T975', 'PROTOCOLS', 'PROTOCOL_KEYS', 'KEEP', 'SEED_FORMAT', 'SEED_TO
            'warp_points', 'reinforce_key', 'reinforce_points', 'seed_results', 't975', 'pareto', 'front_at',
            'seed_band', 'compare_fronts', 'verdict_ranges', 'compare_points', 'verdict_table', 'anchor_ablation',
            'm_ablation', 'iteration_ablation', 'merge_ablation', 'eta_ablation', 'real_text_results',
-           'protocol_checkpoints', 'protocol_config', 'file_sha256', 'model_hash', 'cpu_info', 'package_commit',
-           'PhaseClock', 'iteration_points', 'judge_named', 'protocol_record', 'seed_record', 'seed_path', 'run_seed',
+           'protocol_checkpoints', 'protocol_config', 'model_hash', 'cpu_info', 'package_commit', 'PhaseClock',
+           'iteration_points', 'judge_named', 'protocol_record', 'seed_record', 'seed_path', 'run_seed',
            'read_seed_file', 'check_protocols', 'check_sft_points', 'seed_files', 'read_seeds', 'method_fronts',
            'iteration_fronts', 'seed_verdicts', 'plot_seed_fronts', 'plot_seed_evidence', 'end_points_table',
            'verdict_lines']
@@ -271,13 +271,6 @@ def protocol_config(name:str, # a key of `PROTOCOLS`
                       rl_seed=seed, out_dir=str(Path(work)/f'seed_{seed}'/'warp'), **world)
 
 # %% ../nbs/08b_evidence.ipynb #b62d1be1
-def file_sha256(path) -> str:
-    "The sha256 of a file's bytes, read in 16 MiB blocks."
-    h = hashlib.sha256()
-    with open(path, 'rb') as f:
-        while b := f.read(1 << 24): h.update(b)
-    return h.hexdigest()
-
 def model_hash(model) -> Optional[str]:
     "The sha256 of a model file, or of a model folder's weight files (names and bytes, in name order); a Hub id as `hub:<id>`; None for none."
     if model is None: return None

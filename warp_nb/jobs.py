@@ -8,11 +8,11 @@ import os, shutil, time
 from pathlib import Path
 from typing import Callable, Optional
 
-from .core import WARPConfig, torch_threads
+from .core import DONE, WARPConfig, torch_threads
 from .merge_io import Checkpoint, Plus
 from .models import load_weights
-from .rundir import (RunDirError, check_run_dir, drop_temporaries, finished_run, iter_dir, iteration_lines, load_saved_weights, locked_run_dir, one_line,
-                            prepare_run_dir, read_config, run_dir, run_dir_lock, run_threads, write_metrics)
+from .rundir import (DamagedFile, RunDirError, check_done, check_run_dir, drop_temporaries, iter_dir, iteration_lines, load_saved_weights, locked_run_dir,
+                            one_line, prepare_run_dir, read_config, run_dir, run_dir_lock, run_done, run_threads, write_metrics)
 from .warp import (SFT_DIR, DiskStore, Procs, iteration_line, load_run_world, open_task_vector, run_warp, trainer_name,
                           write_final, write_merge)
 
@@ -60,10 +60,10 @@ def job_dir(cfg:WARPConfig, # every setting; `cfg.out_dir` is the run directory
 
 def job_store(cfg:WARPConfig, out:Path, i:int, trainer:Optional[Callable]=None, progress:bool=False,
               log:Callable=print) -> DiskStore:
-    "A one-process `DiskStore` on run directory `out` whose policy holds θ_init of iteration i, read from disk (θ_sft for i = 1, else `iter_{i-1}/init`)."
+    "A one-process `DiskStore` on run directory `out` whose policy holds θ_init of iteration i, read from disk (θ_sft for i = 1, else `iter_{i-1}/init`, checked against its merge's done marker)."
     f = iter_dir(out, i - 1)/'init' if i > 1 else None
-    if f is not None and not (f/'config.json').exists():
-        raise JobNotReady(f"iteration {i - 1} of {out} is not merged yet ({f} is missing): θ_init of iteration {i} is written by its merge job")
+    if f is not None and not check_done(f.parent):
+        raise JobNotReady(f"iteration {i - 1} of {out} is not merged yet (no {f.parent/DONE}): θ_init of iteration {i} is written by its merge job")
     procs = Procs(cfg.device)
     policy, tok, reward, gold, prompts = load_run_world(cfg, procs.device, progress)
     store = DiskStore(out, procs, policy, tok, reward, prompts, gold, progress, log, trainer)
@@ -78,21 +78,21 @@ def run_job(cfg:WARPConfig, # every setting; `cfg.out_dir` is the run directory
     "Job (i, m): train (or resume from its checkpoint) run m of iteration i from θ_init on disk, and write its task vector and metrics; a finished run returns at once. Returns what it did."
     check_job(cfg, i, m)
     out = job_dir(cfg, trainer)
-    if finished_run(run_dir(out, i, m), log) is not None: return f"run {m} of iteration {i}: done already"
+    if run_done(run_dir(out, i, m), log): return f"run {m} of iteration {i}: done already"
     store = job_store(cfg, out, i, trainer, progress, log)
     with torch_threads(run_threads(out)): store.train(cfg, i, m)
     return f"run {m} of iteration {i}: trained"
 
-def merge_done(out:Path, i:int, I:int) -> bool:
-    "Whether the merge of iteration i has written its files (and `final/`, for the last iteration)."
-    idir = iter_dir(out, i)
-    return (idir/'slerp.safetensors').exists() and (idir/'init'/'config.json').exists() and (i < I or (Path(out)/'final'/'config.json').exists())
+def merge_done(out:Path, i:int, I:int, log:Callable=print) -> bool:
+    "Whether the merge of iteration i is finished: its done marker (and `final/`'s, after the last iteration) is there and its files are as recorded; a damaged one is logged, to be merged again."
+    try: return all(check_done(f) for f in [iter_dir(out, i)] + ([Path(out)/'final'] if i == I else []))
+    except DamagedFile as e: log(f"{e.what}: merging iteration {i} again"); return False
 
 def merge_sources(cfg:WARPConfig, out:Path, i:int) -> tuple[Checkpoint, list[Plus], Checkpoint]:
     "θ_init, θ_1..θ_M and the LITI step's start of iteration i as files read a block at a time: θ_init from `iter_{i-1}/init/` (`sft/` for i = 1), θ_m as θ_init plus run m's task vector."
     src = iter_dir(out, i - 1)/'init' if i > 1 else out/SFT_DIR
-    if not (src/'config.json').exists():
-        raise JobNotReady(f"θ_init of iteration {i} is not in {out} yet ({src} is missing): " +
+    if not check_done(src.parent if i > 1 else src):
+        raise JobNotReady(f"θ_init of iteration {i} is not in {out} yet ({src} is not finished): " +
                           (f"the merge job of iteration {i - 1} writes it" if i > 1 else "a run job of iteration 1 writes it"))
     init = Checkpoint(src/'model.safetensors')
     thetas = [Plus(init, open_task_vector(out, i, m, init)) for m in range(1, cfg.M + 1)]
@@ -105,8 +105,8 @@ def merge_job(cfg:WARPConfig, # every setting; `cfg.out_dir` is the run director
     "Job (i): merge the M task vectors of iteration i, read from disk a block of rows at a time, into θ_slerp^i and the next θ_init (and `final/` after the last iteration), never holding a model whole; a finished merge returns at once. Returns what it did."
     check_job(cfg, i)
     out = job_dir(cfg, trainer)
-    if merge_done(out, i, cfg.I): return f"merge of iteration {i}: done already"
-    if missing := [m for m in range(1, cfg.M + 1) if not (run_dir(out, i, m)/'task_vector.safetensors').exists()]:
+    if merge_done(out, i, cfg.I, log): return f"merge of iteration {i}: done already"
+    if missing := [m for m in range(1, cfg.M + 1) if not run_done(run_dir(out, i, m), log)]:
         raise JobNotReady(f"run{'s' * (len(missing) > 1)} {', '.join(map(str, missing))} of iteration {i} of {out} not finished: the merge waits for every run")
     t0 = time.time()
     with locked_run_dir(iter_dir(out, i)), torch_threads(run_threads(out)):
@@ -169,8 +169,8 @@ def submit_warp(cfg:WARPConfig, # every setting; `cfg.out_dir` is the run direct
     slurm = type(executor).__name__ == 'AutoExecutor' and executor.cluster == 'slurm'
     out = job_dir(cfg, trainer)                                                  # prepared once, before any job
     for i in range(1, cfg.I + 1):
-        if merge_done(out, i, cfg.I): continue
-        todo = [WarpJob(cfg, 'run', i, m, trainer) for m in range(1, cfg.M + 1) if not (run_dir(out, i, m)/'task_vector.safetensors').exists()]
+        if merge_done(out, i, cfg.I, log): continue
+        todo = [WarpJob(cfg, 'run', i, m, trainer) for m in range(1, cfg.M + 1) if not run_done(run_dir(out, i, m), log)]
         with executor.batch(): runs = [executor.submit(j) for j in todo]       # a job array on Slurm
         if slurm: executor.update_parameters(slurm_additional_parameters=dict(dependency=f"afterok:{':'.join(r.job_id for r in runs)}") if runs else {})
         else: wait_jobs(runs, todo)

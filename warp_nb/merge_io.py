@@ -13,7 +13,7 @@ from torch import Tensor
 from safetensors import safe_open
 from tqdm.auto import tqdm
 
-from .core import atomic_dir
+from .core import DONE, atomic_dir
 from .merge import _chunk, check_gram, check_weights, dtype_of, gram, lincomb, liti_rule, merge_rule, shape_of
 
 # %% auto #0
@@ -290,9 +290,9 @@ def _put(out, k:str, block:Tensor):
 WEIGHT_FILES = ('*.safetensors', INDEX, '*.bin', '*.bin.index.json', '*.pt', '*.pth', '*.gguf', '*.h5', '*.msgpack')
 
 def model_files(folder) -> list[Path]:
-    "The files of a model folder other than its weights: config, generation config, tokenizer."
+    "The files of a model folder other than its weights and its done marker: config, generation config, tokenizer."
     folder = Path(folder)
-    return sorted(p for p in folder.iterdir() if p.is_file() and not any(p.match(g) for g in WEIGHT_FILES) and not p.name.startswith('.'))
+    return sorted(p for p in folder.iterdir() if p.is_file() and not any(p.match(g) for g in WEIGHT_FILES) and p.name != DONE and not p.name.startswith('.'))
 
 def open_run(path, init:Checkpoint, aliases:Mapping[str, str]) -> Mapping:
     "θ_m of one run folder: a model folder, or a PEFT LoRA adapter (θ_init plus its dense update)."

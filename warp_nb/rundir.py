@@ -13,19 +13,20 @@ import torch
 from filelock import FileLock, Timeout
 from safetensors.torch import save_file, load_file
 
-from .core import WARPConfig, atomic_dir, atomic_write_text, get_device, get_dtype, quiet_transformers
+from .core import DONE, WARPConfig, atomic_dir, atomic_write_text, durable_replace, file_sha256, get_device, get_dtype, quiet_transformers, write_done
 from .models import load_weights, sft_policy_path
 from .reward_model import reward_model_path
 from .reinforce import NonFiniteError
 
 # %% auto #0
-__all__ = ['RERUN', 'RESUME_IGNORED', 'RunDirError', 'ConfigMismatch', 'RunDirBusy', 'DamagedFile', 'ForeignCheckpoint',
-           'one_line', 'run_dir_lock', 'locked_run_dir', 'damaged', 'read_json', 'read_jsonl', 'load_tensors',
-           'foreign_type', 'load_checkpoint', 'started', 'read_config', 'check_run_dir', 'run_threads', 'model_ref',
-           'read_run_meta', 'replaced_dir', 'set_aside', 'drop_replaced', 'restore_replaced', 'prepare_run_dir',
-           'iter_dir', 'run_dir', 'all_finite', 'temp_path', 'drop_temporaries', 'save_tensors', 'save_checkpoint',
-           'save_policy', 'load_saved_weights', 'warp_theta', 'metrics_text', 'write_metrics', 'read_metrics',
-           'save_run', 'finished_run', 'iteration_lines', 'read_iteration', 'final_loads']
+__all__ = ['RERUN', 'RESUME_IGNORED', 'RUN_FILES', 'RunDirError', 'ConfigMismatch', 'RunDirBusy', 'DamagedFile',
+           'ForeignCheckpoint', 'one_line', 'run_dir_lock', 'locked_run_dir', 'damaged', 'read_json', 'read_jsonl',
+           'load_tensors', 'foreign_type', 'load_checkpoint', 'is_done', 'check_done', 'started', 'read_config',
+           'check_run_dir', 'run_threads', 'model_ref', 'read_run_meta', 'replaced_dir', 'set_aside', 'drop_replaced',
+           'restore_replaced', 'prepare_run_dir', 'iter_dir', 'run_dir', 'all_finite', 'temp_path', 'drop_temporaries',
+           'save_tensors', 'save_checkpoint', 'save_policy', 'load_saved_weights', 'warp_theta', 'metrics_text',
+           'write_metrics', 'read_metrics', 'save_run', 'run_done', 'finished_run', 'iteration_lines', 'read_iteration',
+           'final_loads']
 
 # %% ../nbs/05c_rundir.ipynb #11ca8415
 class RunDirError(ValueError): "A run directory that cannot be used as it is; the message names the file and says what to do."
@@ -102,6 +103,21 @@ def load_checkpoint(path, device, todo:str=RERUN) -> dict:
         raise ForeignCheckpoint(f"{path} holds {t}, which no warp_nb checkpoint holds: refused without loading it, nothing in it ran "
                                 "and nothing was deleted; if you did not write it, find out who did, then delete it to continue") from None
     except Exception as e: raise damaged(path, e, todo) from None
+
+# %% ../nbs/05c_rundir.ipynb #d654d11c
+def is_done(folder) -> bool:
+    "Whether `folder` has its done marker (its files unchecked: `check_done` checks them)."
+    return (Path(folder)/DONE).exists()
+
+def check_done(folder, todo:str=RERUN) -> bool:
+    "True when `folder`'s done marker is there and every file it names has the sha256 it records; False without a marker. A file missing or changed raises `DamagedFile` naming it."
+    folder = Path(folder)
+    if not is_done(folder): return False
+    for name, want in read_json(folder/DONE, todo).items():
+        f = folder/name
+        if not f.exists(): raise damaged(f, f"missing, though {DONE} records it", todo)
+        if (got := file_sha256(f)) != want: raise damaged(f, f"sha256 {got[:12]}…, not the {want[:12]}… recorded in {DONE}", todo)
+    return True
 
 # %% ../nbs/05c_rundir.ipynb #020801cd
 RESUME_IGNORED = ('out_dir',)  # fields that may differ when a run directory is resumed
@@ -210,31 +226,32 @@ def drop_temporaries(folder, # a folder of the run directory
     return gone
 
 def save_tensors(d:dict, path) -> Path:
-    "Save a dict of tensors as safetensors, atomically; non-finite values are refused."
+    "Save a dict of tensors as safetensors, atomically and durably; non-finite values are refused."
     path = Path(path); path.parent.mkdir(parents=True, exist_ok=True)
     if not all_finite(d): raise NonFiniteError(f"refusing to save non-finite values to {path}")
     tmp = temp_path(path)
-    try: save_file({k: v.detach().contiguous().cpu() for k, v in d.items()}, str(tmp)); os.replace(tmp, path)
+    try: save_file({k: v.detach().contiguous().cpu() for k, v in d.items()}, str(tmp)); durable_replace(tmp, path)
     finally: tmp.unlink(missing_ok=True)
     return path
 
 def save_checkpoint(obj, path) -> Path:
-    "`torch.save` `obj` to `path` atomically."
+    "`torch.save` `obj` to `path`, atomically and durably."
     path = Path(path); tmp = temp_path(path)
-    try: torch.save(obj, tmp); os.replace(tmp, path)
+    try: torch.save(obj, tmp); durable_replace(tmp, path)
     finally: tmp.unlink(missing_ok=True)
     return path
 
 def save_policy(model, tok, theta:dict, path) -> Path:
-    "Save `model` with weights `theta` (and `tok`) with `save_pretrained`, atomically."
+    "Save `model` with weights `theta` (and `tok`) with `save_pretrained`, atomically, with its done marker."
     load_weights(model, theta)
-    with atomic_dir(path) as tmp, quiet_transformers(): model.save_pretrained(tmp); tok.save_pretrained(tmp)
+    with atomic_dir(path) as tmp, quiet_transformers(): model.save_pretrained(tmp); tok.save_pretrained(tmp); write_done(tmp)
     return Path(path)
 
 def load_saved_weights(path, like:dict, device) -> dict:
-    "The weights named in `like` from a `save_pretrained` folder, whose JSON and safetensors files are all checked."
+    "The weights named in `like` from a `save_pretrained` folder, whose files are all checked (against its done marker, where it has one)."
     path = Path(path)
     if not (path/'config.json').exists(): raise FileNotFoundError(f"{path} is not a saved policy (no config.json)")
+    check_done(path)
     for f in sorted(path.glob('*.json')): read_json(f)
     saved = load_tensors(path/'model.safetensors')
     missing = [n for n in like if n not in saved]
@@ -242,9 +259,10 @@ def load_saved_weights(path, like:dict, device) -> dict:
     return {n: saved[n].to(device) for n in like}
 
 def warp_theta(out, i:int, like:dict) -> dict:
-    "θ_slerp^i of a run directory: the parameters named in `like`, on the device of `like`'s tensors."
+    "θ_slerp^i of a run directory (checked against the merge's done marker): the parameters named in `like`, on the device of `like`'s tensors."
     f = iter_dir(out, i)/'slerp.safetensors'
     if not f.exists(): raise FileNotFoundError(f"{f} is missing: iteration {i} of this run is not finished")
+    check_done(iter_dir(out, i))
     dev = next(iter(like.values())).device
     return {n: t.to(dev) for n, t in load_tensors(f).items() if n in like}
 
@@ -260,41 +278,47 @@ def read_metrics(out) -> list[dict]:
     return read_jsonl(f) if f.exists() else []
 
 # %% ../nbs/05c_rundir.ipynb #aedf0927
+RUN_FILES = ('metrics.jsonl', 'task_vector.safetensors') # what a finished run's done marker holds, in the order they are written
+
 def save_run(out:Path, i:int, m:int, # the run directory, the iteration and the run
              tv:dict, lines:list[dict]) -> Path: # the run's task vector θ_m − θ_init and its metric lines
-    "Write finished run m of iteration i (metrics, then the task vector, each atomically); delete a run `--overwrite` set aside; return its folder."
+    "Write finished run m of iteration i (metrics, then the task vector, each atomically, then its done marker); delete a run `--overwrite` set aside; return its folder."
     d = run_dir(out, i, m); d.mkdir(parents=True, exist_ok=True)
     atomic_write_text(d/'metrics.jsonl', metrics_text(lines))
     save_tensors(tv, d/'task_vector.safetensors')
+    write_done(d, RUN_FILES)
     drop_replaced(out)
     return d
 
+def run_done(d:Path, log:Callable) -> bool:
+    "Whether the run in folder `d` is finished: its done marker is there and its files are as it records. A damaged run is logged and its files removed (the marker first), so that it is trained again."
+    try: return check_done(d)
+    except DamagedFile as e:
+        log(f"{e.what}: training {d.name} of {d.parent.name} again")
+        for f in (DONE, *RUN_FILES): (d/f).unlink(missing_ok=True)
+        return False
+
 def finished_run(d:Path, log:Callable) -> Optional[tuple[dict, list]]:
     "(task vector, metric lines) of a finished run in folder `d`, or None: not finished, or damaged (logged and removed)."
-    tv_file, met_file = d/'task_vector.safetensors', d/'metrics.jsonl'
-    if not tv_file.exists(): return None
-    try: return load_tensors(tv_file), read_jsonl(met_file)
-    except (DamagedFile, FileNotFoundError) as e:
-        log(f"{getattr(e, 'what', one_line(e))}: training {d.name} of {d.parent.name} again")
-        tv_file.unlink(missing_ok=True); met_file.unlink(missing_ok=True)
-        return None
+    if not run_done(d, log): return None
+    return load_tensors(d/'task_vector.safetensors'), read_jsonl(d/'metrics.jsonl')
 
 def iteration_lines(out:Path, i:int, M:int) -> list[dict]:
     "The metric lines of the M runs of iteration i, run by run."
     return [l for m in range(1, M + 1) for l in read_jsonl(run_dir(out, i, m)/'metrics.jsonl')]
 
 def read_iteration(out:Path, i:int, M:int, init:dict, log:Callable) -> Optional[tuple[dict, list]]:
-    "(next θ_init, metric lines) of a done iteration, every file read whole; None if one is damaged (logged)."
+    "(next θ_init, metric lines) of an iteration whose merge's done marker is written, every file checked against it; None if one is damaged (logged)."
     idir = iter_dir(out, i)
     try:
-        load_tensors(idir/'slerp.safetensors')
+        check_done(idir)
         theta = load_saved_weights(idir/'init', init, next(iter(init.values())).device)
         return theta, iteration_lines(out, i, M)
     except (DamagedFile, FileNotFoundError) as e:
         log(f"{getattr(e, 'what', one_line(e))}: merging iteration {i} again"); return None
 
 def final_loads(out:Path, like:dict, log:Callable) -> bool:
-    "True when `final/` exists and loads whole; a damaged one is logged."
-    if not (Path(out)/'final'/'config.json').exists(): return False
+    "True when `final/` is finished (its done marker) and its files are as the marker records; a damaged one is logged."
+    if not is_done(Path(out)/'final'): return False
     try: load_saved_weights(Path(out)/'final', like, 'cpu'); return True
     except (DamagedFile, FileNotFoundError) as e: log(f"{getattr(e, 'what', one_line(e))}: writing final/ again"); return False

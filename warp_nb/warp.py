@@ -14,14 +14,14 @@ import torch
 import torch.distributed as dist
 from filelock import FileLock
 
-from .core import WARPConfig, atomic_dir, get_device, run_seed, torch_threads
+from .core import DONE, WARPConfig, atomic_dir, durable_replace, get_device, run_seed, torch_threads, write_done
 from .data import training_prompts
 from .models import load_sft_policy, load_weights, set_sampling_config, sft_policy_path, weights
 from .reward_model import load_reward, gold_reward
 from .reinforce import Reinforce
 from .merge import dtype_of, liti, merge_weights, shape_of
 from .merge_io import Checkpoint, Plus, ShardWriter, merge_streams, model_files
-from .rundir import (DamagedFile, check_run_dir, damaged, drop_replaced, drop_temporaries, final_loads, finished_run, iter_dir, iteration_lines, load_checkpoint, load_saved_weights,
+from .rundir import (DamagedFile, check_run_dir, damaged, drop_replaced, drop_temporaries, final_loads, finished_run, is_done, iter_dir, iteration_lines, load_checkpoint, load_saved_weights,
                             locked_run_dir, metrics_text, prepare_run_dir, read_iteration, restore_replaced, run_dir,
                             run_threads, save_checkpoint, save_policy, save_run, write_metrics)
 
@@ -172,7 +172,7 @@ def save_sft(out:Path, policy, tok) -> Path:
     "Write θ_sft (the policy now, with its generation config and tokenizer) to the run directory's `sft/` once; a second writer waits for the first, then finds it."
     f = Path(out)/SFT_DIR
     with FileLock(str(Path(out)/f'.{SFT_DIR}.lock')):
-        if not (f/'config.json').exists(): save_policy(policy, tok, weights(policy), f)
+        if not is_done(f): save_policy(policy, tok, weights(policy), f)
     return f
 
 def open_task_vector(out:Path, i:int, m:int, init:Mapping) -> Checkpoint:
@@ -185,19 +185,20 @@ def open_task_vector(out:Path, i:int, m:int, init:Mapping) -> Checkpoint:
     return tv
 
 def write_final(out:Path, I:int) -> Path:
-    "`final/`: θ_slerp^I (a copy of `iter_I/slerp.safetensors`, read and written a block at a time) with θ_sft's config and tokenizer."
+    "`final/`: θ_slerp^I (a copy of `iter_I/slerp.safetensors`, read and written a block at a time) with θ_sft's config and tokenizer, and its done marker."
     drop_temporaries(out, ['final'])
     with atomic_dir(Path(out)/'final') as tmp:
         for f in model_files(Path(out)/SFT_DIR): shutil.copy2(f, tmp/f.name)
         shutil.copyfile(iter_dir(out, I)/'slerp.safetensors', tmp/'model.safetensors')
+        write_done(tmp)
     return Path(out)/'final'
 
 def write_merge(out:Path, cfg:WARPConfig, i:int, # the run directory, its settings, the iteration
                 init:Mapping, thetas:Sequence[Mapping], base:Mapping, # θ_init, θ_1..θ_M and the LITI step's start: dicts or files read a block at a time
                 progress:bool=False):
-    "Merge iteration i a block of rows at a time (`merge_streams`) straight into `slerp.safetensors` (θ_slerp^i), then `init/` (the next θ_init: the merge's done marker). Call it holding the iteration's lock."
+    "Merge iteration i a block of rows at a time (`merge_streams`) straight into `slerp.safetensors` (θ_slerp^i) and `init/` (the next θ_init), then write the merge's done marker `iter_i/done.json`. Call it holding the iteration's lock."
     idir = iter_dir(out, i); idir.mkdir(parents=True, exist_ok=True)
-    drop_temporaries(idir, ['slerp.safetensors', 'init'])
+    (idir/DONE).unlink(missing_ok=True); drop_temporaries(idir, ['slerp.safetensors', 'init', DONE])   # a merge written again is not done until it is
     if isinstance(init, dict): init = dict(sorted(init.items()))              # files list their tensors by name, whatever holds them
     specs = [(k, tuple(shape_of(init, k)), dtype_of(init, k)) for k in init]
     with atomic_dir(idir/'init') as i_tmp, tempfile.TemporaryDirectory(dir=idir, prefix='.slerp.safetensors.', suffix='.tmp') as s_tmp:
@@ -205,7 +206,8 @@ def write_merge(out:Path, cfg:WARPConfig, i:int, # the run directory, its settin
         outs = {None: ShardWriter(s_tmp, specs, ONE_FILE), cfg.eta: ShardWriter(i_tmp, specs, ONE_FILE)}
         merge_streams(init, thetas, outs, cfg.merge, cfg.lam, base=base, budget=MERGE_BLOCK, progress=progress)
         for w in outs.values(): w.close()
-        os.replace(Path(s_tmp)/'model.safetensors', idir/'slerp.safetensors')   # θ_slerp^i first; `init/` when the block ends
+        durable_replace(Path(s_tmp)/'model.safetensors', idir/'slerp.safetensors')   # θ_slerp^i first; `init/` when the block ends
+    write_done(idir, ['slerp.safetensors', *(f'init/{f.name}' for f in sorted((idir/'init').iterdir()) if f.name != DONE)])
 
 # %% ../nbs/06_warp.ipynb #4c65ea7f
 def iteration_line(cfg:WARPConfig, i:int, lines:list[dict], seconds:float) -> str:
@@ -234,7 +236,7 @@ class DiskStore:
 
     def resume(self, cfg:WARPConfig, i:int) -> Optional[dict]:
         idir, found, self.t0 = iter_dir(self.out, i), None, time.time()
-        if self.procs.main and (idir/'slerp.safetensors').exists() and (idir/'init'/'config.json').exists():
+        if self.procs.main and is_done(idir):
             found = read_iteration(self.out, i, cfg.M, self.init(), self.log)
         if not self.procs.agree(found is not None): return None               # process 0 decides for all
         theta, lines = found or (load_saved_weights(idir/'init', self.init(), 'cpu'), [])
